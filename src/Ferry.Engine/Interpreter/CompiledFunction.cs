@@ -1,0 +1,34 @@
+namespace Ferry.Engine.Interpreter;
+
+/// <summary>One translation of a function body: instructions, their byte offsets in the module, and branch tables.</summary>
+internal sealed class CodeBlock
+{
+    public required Instr[] Instrs { get; init; }
+    /// <summary>Module byte offset of the Wasm instruction each internal instruction came from (for traps).</summary>
+    public required int[] Offsets { get; init; }
+    /// <summary>Targets of br_table instructions, as pcs.</summary>
+    public required int[] BranchTable { get; init; }
+}
+
+/// <summary>
+/// A function translated twice to the same slot layout: <see cref="Fast"/> fuses instructions and charges
+/// fuel per straight-line block; <see cref="Step"/> has one fuel head per Wasm instruction, so execution
+/// can stop after exactly any number of instructions. Both agree on every slot at every block head.
+/// </summary>
+internal sealed class CompiledFunction
+{
+    public required WasmFunction Function { get; init; }
+    public required Instance Instance { get; init; }
+    public required CodeBlock Fast { get; init; }
+    public required CodeBlock Step { get; init; }
+    public required int ParamCount { get; init; }
+    public required int ResultCount { get; init; }
+    /// <summary>Parameters plus declared locals.</summary>
+    public required int LocalCount { get; init; }
+    /// <summary>Slots a frame needs: locals plus the deepest operand stack.</summary>
+    public required int FrameSize { get; init; }
+    public required WasmFunction[] Callees { get; init; }
+    public required HostFunction[] HostCallees { get; init; }
+    /// <summary>For each Wasm instruction index, the pc of its fuel head in <see cref="Step"/>, or -1 (structural or dead).</summary>
+    public required int[] StepPcOfInstruction { get; init; }
+}

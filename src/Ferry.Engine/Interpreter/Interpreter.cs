@@ -1,0 +1,1463 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Ferry.Engine.Interpreter;
+using Ferry.Engine.Memory;
+
+namespace Ferry.Engine;
+
+public sealed unsafe partial class Execution
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float F32(ulong bits) => BitConverter.UInt32BitsToSingle((uint)bits);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static double F64(ulong bits) => BitConverter.UInt64BitsToDouble(bits);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Bits(float value) => BitConverter.SingleToUInt32Bits(value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Bits(double value) => BitConverter.DoubleToUInt64Bits(value);
+
+    /// <summary>
+    /// The interpreter. Position, frame base, code and memory view live in locals; the loop leaves only
+    /// through a status, after writing the position back.
+    /// </summary>
+    private ExecutionStatus RunLoop(ref long fuelRef)
+    {
+        var fuel = fuelRef;
+        var fn = _function!;
+        var step = _step;
+        var code = step ? fn.Step.Instrs : fn.Fast.Instrs;
+        var branchTable = step ? fn.Step.BranchTable : fn.Fast.BranchTable;
+        var pc = _pc;
+        var stackBase = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_stack));
+        var f = stackBase + _fp;
+        var instance = fn.Instance;
+        var globals = instance.Globals;
+        var memory = instance.Memory;
+        byte* mem = memory is null ? null : memory.Base;
+        ulong loadLimit = memory?.LoadLimit ?? 0, storeLimit = memory?.StoreLimit ?? 0;
+        var maxDepth = _store.Options.MaxCallDepth - 1;
+        ExecutionStatus status;
+        TrapKind trapKind;
+        long access;
+        CompiledFunction callee;
+        HostFunction hostCallee;
+        int argBase;
+
+        while (true)
+        {
+            ref var ins = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(code), pc);
+            pc++;
+            switch (ins.Op)
+            {
+                case Op.FuelFast:
+                    if (Volatile.Read(ref _pauseRequested) != 0)
+                    {
+                        pc--;
+                        status = ExecutionStatus.Paused;
+                        goto suspend;
+                    }
+                    if (fuel >= (long)ins.Imm)
+                    {
+                        fuel -= (long)ins.Imm;
+                        continue;
+                    }
+                    step = true;
+                    code = fn.Step.Instrs;
+                    branchTable = fn.Step.BranchTable;
+                    pc = ins.B;
+                    continue;
+                case Op.FuelStep:
+                    if (Volatile.Read(ref _pauseRequested) != 0)
+                    {
+                        pc--;
+                        status = ExecutionStatus.Paused;
+                        goto suspend;
+                    }
+                    if (ins.B >= 0 && fuel >= ins.C)
+                    {
+                        step = false;
+                        code = fn.Fast.Instrs;
+                        branchTable = fn.Fast.BranchTable;
+                        pc = ins.B;
+                        continue;
+                    }
+                    if (fuel == 0)
+                    {
+                        pc--;
+                        status = ExecutionStatus.OutOfFuel;
+                        goto suspend;
+                    }
+                    fuel--;
+                    continue;
+                case Op.Unreachable:
+                    trapKind = TrapKind.Unreachable;
+                    goto trap;
+                case Op.Br:
+                    pc = ins.A;
+                    continue;
+                case Op.BrIf:
+                    if ((uint)f[ins.B] != 0) pc = ins.A;
+                    continue;
+                case Op.BrIfNot:
+                    if ((uint)f[ins.B] == 0) pc = ins.A;
+                    continue;
+                case Op.BrI32Eqz:
+                    if ((uint)f[ins.B] == 0) pc = ins.A;
+                    continue;
+                case Op.BrI32Nez:
+                    if ((uint)f[ins.B] != 0) pc = ins.A;
+                    continue;
+                case Op.BrTable:
+                {
+                    var index = (uint)f[ins.B];
+                    var last = (uint)ins.C - 1;
+                    pc = branchTable[ins.A + (int)(index < last ? index : last)];
+                    continue;
+                }
+                case Op.Return:
+                    if (_depth == 0)
+                    {
+                        Results = MakeResults(fn.Function.Type, new ReadOnlySpan<ulong>(f, fn.ResultCount));
+                        _function = null;
+                        fuelRef = fuel;
+                        return ExecutionStatus.Finished;
+                    }
+                    {
+                        var frame = _frames[--_depth];
+                        fn = frame.Function;
+                        pc = frame.Pc;
+                        f = stackBase + frame.Fp;
+                        step = frame.Step;
+                        code = step ? fn.Step.Instrs : fn.Fast.Instrs;
+                        branchTable = step ? fn.Step.BranchTable : fn.Fast.BranchTable;
+                        if (fn.Instance != instance)
+                        {
+                            instance = fn.Instance;
+                            globals = instance.Globals;
+                            memory = instance.Memory;
+                        }
+                        mem = memory is null ? null : memory.Base;
+                        loadLimit = memory?.LoadLimit ?? 0;
+                        storeLimit = memory?.StoreLimit ?? 0;
+                    }
+                    continue;
+                case Op.CallWasm:
+                    callee = fn.Callees[ins.A].Compiled;
+                    argBase = ins.B;
+                    goto callWasm;
+                case Op.CallHost:
+                    hostCallee = fn.HostCallees[ins.A];
+                    argBase = ins.B;
+                    goto callHost;
+                case Op.CallIndirect:
+                {
+                    var table = instance.Tables[ins.C].Elements;
+                    var index = (uint)f[(int)ins.Imm];
+                    if (index >= (uint)table.Length)
+                    {
+                        trapKind = TrapKind.UndefinedElement;
+                        goto trap;
+                    }
+                    var reference = table[index];
+                    if (reference == 0)
+                    {
+                        trapKind = TrapKind.UninitializedElement;
+                        goto trap;
+                    }
+                    var target = _store.FunctionAt((int)(reference - 1));
+                    if (target.TypeId != ins.A)
+                    {
+                        trapKind = TrapKind.IndirectCallTypeMismatch;
+                        goto trap;
+                    }
+                    argBase = ins.B;
+                    if (target is WasmFunction wasmTarget)
+                    {
+                        callee = wasmTarget.Compiled;
+                        goto callWasm;
+                    }
+                    hostCallee = (HostFunction)target;
+                    goto callHost;
+                }
+                case Op.Copy:
+                    f[ins.A] = f[ins.B];
+                    continue;
+                case Op.Const:
+                    f[ins.A] = ins.Imm;
+                    continue;
+                case Op.Select:
+                    f[ins.A] = (uint)f[(int)ins.Imm] != 0 ? f[ins.B] : f[ins.C];
+                    continue;
+                case Op.GlobalGet:
+                    f[ins.A] = globals[ins.B].Bits;
+                    continue;
+                case Op.GlobalSet:
+                    globals[ins.A].Bits = f[ins.B];
+                    continue;
+                case Op.TableGet:
+                {
+                    var table = instance.Tables[ins.B].Elements;
+                    var index = (uint)f[ins.C];
+                    if (index >= (uint)table.Length)
+                    {
+                        trapKind = TrapKind.OutOfBoundsTableAccess;
+                        goto trap;
+                    }
+                    f[ins.A] = table[index];
+                    continue;
+                }
+                case Op.TableSet:
+                {
+                    var table = instance.Tables[ins.A].Elements;
+                    var index = (uint)f[ins.B];
+                    if (index >= (uint)table.Length)
+                    {
+                        trapKind = TrapKind.OutOfBoundsTableAccess;
+                        goto trap;
+                    }
+                    table[index] = f[ins.C];
+                    continue;
+                }
+
+                case Op.I32Load:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 4 > loadLimit && (access = memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
+                    f[ins.A] = Unsafe.ReadUnaligned<uint>(mem + ea);
+                    continue;
+                }
+                case Op.I64Load:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 8 > loadLimit && (access = memory!.CheckAccess(ea, 8, false)) != -1) goto memoryFault;
+                    f[ins.A] = Unsafe.ReadUnaligned<ulong>(mem + ea);
+                    continue;
+                }
+                case Op.F32Load:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 4 > loadLimit && (access = memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
+                    f[ins.A] = Unsafe.ReadUnaligned<uint>(mem + ea);
+                    continue;
+                }
+                case Op.F64Load:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 8 > loadLimit && (access = memory!.CheckAccess(ea, 8, false)) != -1) goto memoryFault;
+                    f[ins.A] = Unsafe.ReadUnaligned<ulong>(mem + ea);
+                    continue;
+                }
+                case Op.I32Load8S:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 1 > loadLimit && (access = memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
+                    f[ins.A] = (uint)(int)*(sbyte*)(mem + ea);
+                    continue;
+                }
+                case Op.I32Load8U:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 1 > loadLimit && (access = memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
+                    f[ins.A] = *(mem + ea);
+                    continue;
+                }
+                case Op.I32Load16S:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 2 > loadLimit && (access = memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
+                    f[ins.A] = (uint)(int)Unsafe.ReadUnaligned<short>(mem + ea);
+                    continue;
+                }
+                case Op.I32Load16U:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 2 > loadLimit && (access = memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
+                    f[ins.A] = Unsafe.ReadUnaligned<ushort>(mem + ea);
+                    continue;
+                }
+                case Op.I64Load8S:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 1 > loadLimit && (access = memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
+                    f[ins.A] = (ulong)(long)*(sbyte*)(mem + ea);
+                    continue;
+                }
+                case Op.I64Load8U:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 1 > loadLimit && (access = memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
+                    f[ins.A] = *(mem + ea);
+                    continue;
+                }
+                case Op.I64Load16S:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 2 > loadLimit && (access = memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
+                    f[ins.A] = (ulong)(long)Unsafe.ReadUnaligned<short>(mem + ea);
+                    continue;
+                }
+                case Op.I64Load16U:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 2 > loadLimit && (access = memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
+                    f[ins.A] = Unsafe.ReadUnaligned<ushort>(mem + ea);
+                    continue;
+                }
+                case Op.I64Load32S:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 4 > loadLimit && (access = memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
+                    f[ins.A] = (ulong)(long)Unsafe.ReadUnaligned<int>(mem + ea);
+                    continue;
+                }
+                case Op.I64Load32U:
+                {
+                    var ea = (uint)f[ins.B] + ins.Imm;
+                    if (ea + 4 > loadLimit && (access = memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
+                    f[ins.A] = Unsafe.ReadUnaligned<uint>(mem + ea);
+                    continue;
+                }
+                case Op.I32Store:
+                case Op.F32Store:
+                case Op.I64Store32:
+                {
+                    var ea = (uint)f[ins.A] + ins.Imm;
+                    if (ea + 4 > storeLimit && (access = memory!.CheckAccess(ea, 4, true)) != -1) goto memoryFault;
+                    Unsafe.WriteUnaligned(mem + ea, (uint)f[ins.B]);
+                    continue;
+                }
+                case Op.I64Store:
+                case Op.F64Store:
+                {
+                    var ea = (uint)f[ins.A] + ins.Imm;
+                    if (ea + 8 > storeLimit && (access = memory!.CheckAccess(ea, 8, true)) != -1) goto memoryFault;
+                    Unsafe.WriteUnaligned(mem + ea, f[ins.B]);
+                    continue;
+                }
+                case Op.I32Store8:
+                case Op.I64Store8:
+                {
+                    var ea = (uint)f[ins.A] + ins.Imm;
+                    if (ea + 1 > storeLimit && (access = memory!.CheckAccess(ea, 1, true)) != -1) goto memoryFault;
+                    *(mem + ea) = (byte)f[ins.B];
+                    continue;
+                }
+                case Op.I32Store16:
+                case Op.I64Store16:
+                {
+                    var ea = (uint)f[ins.A] + ins.Imm;
+                    if (ea + 2 > storeLimit && (access = memory!.CheckAccess(ea, 2, true)) != -1) goto memoryFault;
+                    Unsafe.WriteUnaligned(mem + ea, (ushort)f[ins.B]);
+                    continue;
+                }
+                case Op.MemorySize:
+                    f[ins.A] = memory!.Pages;
+                    continue;
+                case Op.MemoryGrow:
+                    f[ins.A] = (uint)memory!.Grow((uint)f[ins.B]);
+                    mem = memory.Base;
+                    loadLimit = memory.LoadLimit;
+                    storeLimit = memory.StoreLimit;
+                    continue;
+                case Op.MemoryFill:
+                {
+                    var operands = f + ins.B;
+                    ulong destination = (uint)operands[0], length = (uint)operands[2];
+                    if ((access = memory!.CheckAccess(destination, length, true)) != -1) goto memoryFault;
+                    NativeMemory.Fill(mem + destination, (nuint)length, (byte)operands[1]);
+                    continue;
+                }
+                case Op.MemoryCopy:
+                {
+                    var operands = f + ins.B;
+                    ulong destination = (uint)operands[0], source = (uint)operands[1], length = (uint)operands[2];
+                    if ((access = memory!.CheckAccess(source, length, false)) != -1) goto memoryFault;
+                    if ((access = memory.CheckAccess(destination, length, true)) != -1) goto memoryFault;
+                    NativeMemory.Copy(mem + source, mem + destination, (nuint)length);
+                    continue;
+                }
+                case Op.MemoryInit:
+                {
+                    var operands = f + ins.B;
+                    ulong destination = (uint)operands[0], source = (uint)operands[1], length = (uint)operands[2];
+                    var segment = instance.DataSegments[ins.A];
+                    if (source + length > (ulong)segment.Length)
+                    {
+                        trapKind = TrapKind.OutOfBoundsMemoryAccess;
+                        goto trap;
+                    }
+                    if ((access = memory!.CheckAccess(destination, length, true)) != -1) goto memoryFault;
+                    segment.Span.Slice((int)source, (int)length).CopyTo(new Span<byte>(mem + destination, (int)length));
+                    continue;
+                }
+                case Op.DataDrop:
+                    instance.DataSegments[ins.A] = ReadOnlyMemory<byte>.Empty;
+                    continue;
+                case Op.TableInit:
+                {
+                    var operands = f + ins.B;
+                    ulong destination = (uint)operands[0], source = (uint)operands[1], length = (uint)operands[2];
+                    var segment = instance.ElementSegments[ins.A];
+                    var table = instance.Tables[ins.C];
+                    if (source + length > (ulong)segment.Length || destination + length > table.Size)
+                    {
+                        trapKind = TrapKind.OutOfBoundsTableAccess;
+                        goto trap;
+                    }
+                    Array.Copy(segment, (long)source, table.Elements, (long)destination, (long)length);
+                    continue;
+                }
+                case Op.ElemDrop:
+                    instance.ElementSegments[ins.A] = [];
+                    continue;
+                case Op.TableCopy:
+                {
+                    var operands = f + ins.B;
+                    ulong destination = (uint)operands[0], source = (uint)operands[1], length = (uint)operands[2];
+                    var target = instance.Tables[ins.A];
+                    var origin = instance.Tables[ins.C];
+                    if (source + length > origin.Size || destination + length > target.Size)
+                    {
+                        trapKind = TrapKind.OutOfBoundsTableAccess;
+                        goto trap;
+                    }
+                    Array.Copy(origin.Elements, (long)source, target.Elements, (long)destination, (long)length);
+                    continue;
+                }
+                case Op.TableGrow:
+                {
+                    var operands = f + ins.B;
+                    f[ins.A] = (uint)instance.Tables[ins.C].Grow((uint)operands[1], operands[0]);
+                    continue;
+                }
+                case Op.TableSize:
+                    f[ins.A] = instance.Tables[ins.B].Size;
+                    continue;
+                case Op.TableFill:
+                {
+                    var operands = f + ins.B;
+                    ulong start = (uint)operands[0], length = (uint)operands[2];
+                    var table = instance.Tables[ins.A];
+                    if (start + length > table.Size)
+                    {
+                        trapKind = TrapKind.OutOfBoundsTableAccess;
+                        goto trap;
+                    }
+                    Array.Fill(table.Elements, operands[1], (int)start, (int)length);
+                    continue;
+                }
+
+                case Op.I32Eqz:
+                    f[ins.A] = (uint)f[ins.B] == 0 ? 1UL : 0UL;
+                    continue;
+                case Op.I64Eqz:
+                    f[ins.A] = f[ins.B] == 0 ? 1UL : 0UL;
+                    continue;
+                case Op.I32Clz:
+                    f[ins.A] = (ulong)BitOperations.LeadingZeroCount((uint)f[ins.B]);
+                    continue;
+                case Op.I32Ctz:
+                    f[ins.A] = (ulong)BitOperations.TrailingZeroCount((uint)f[ins.B]);
+                    continue;
+                case Op.I32Popcnt:
+                    f[ins.A] = (ulong)BitOperations.PopCount((uint)f[ins.B]);
+                    continue;
+                case Op.I64Clz:
+                    f[ins.A] = (ulong)BitOperations.LeadingZeroCount(f[ins.B]);
+                    continue;
+                case Op.I64Ctz:
+                    f[ins.A] = (ulong)BitOperations.TrailingZeroCount(f[ins.B]);
+                    continue;
+                case Op.I64Popcnt:
+                    f[ins.A] = (ulong)BitOperations.PopCount(f[ins.B]);
+                    continue;
+                case Op.I32DivS:
+                {
+                    int a = (int)f[ins.B], b = (int)f[ins.C];
+                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    if (b == -1 && a == int.MinValue) { trapKind = TrapKind.IntegerOverflow; goto trap; }
+                    f[ins.A] = (uint)(a / b);
+                    continue;
+                }
+                case Op.I32DivU:
+                {
+                    uint a = (uint)f[ins.B], b = (uint)f[ins.C];
+                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    f[ins.A] = a / b;
+                    continue;
+                }
+                case Op.I32RemS:
+                {
+                    int a = (int)f[ins.B], b = (int)f[ins.C];
+                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    f[ins.A] = b == -1 ? 0UL : (uint)(a % b);
+                    continue;
+                }
+                case Op.I32RemU:
+                {
+                    uint a = (uint)f[ins.B], b = (uint)f[ins.C];
+                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    f[ins.A] = a % b;
+                    continue;
+                }
+                case Op.I64DivS:
+                {
+                    long a = (long)f[ins.B], b = (long)f[ins.C];
+                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    if (b == -1 && a == long.MinValue) { trapKind = TrapKind.IntegerOverflow; goto trap; }
+                    f[ins.A] = (ulong)(a / b);
+                    continue;
+                }
+                case Op.I64DivU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    f[ins.A] = a / b;
+                    continue;
+                }
+                case Op.I64RemS:
+                {
+                    long a = (long)f[ins.B], b = (long)f[ins.C];
+                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    f[ins.A] = b == -1 ? 0UL : (ulong)(a % b);
+                    continue;
+                }
+                case Op.I64RemU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    f[ins.A] = a % b;
+                    continue;
+                }
+
+                case Op.F32Abs:
+                    f[ins.A] = f[ins.B] & 0x7FFF_FFFFUL;
+                    continue;
+                case Op.F32Neg:
+                    f[ins.A] = (f[ins.B] ^ 0x8000_0000UL) & 0xFFFF_FFFFUL;
+                    continue;
+                case Op.F32Copysign:
+                    f[ins.A] = (f[ins.B] & 0x7FFF_FFFFUL) | (f[ins.C] & 0x8000_0000UL);
+                    continue;
+                case Op.F64Abs:
+                    f[ins.A] = f[ins.B] & 0x7FFF_FFFF_FFFF_FFFFUL;
+                    continue;
+                case Op.F64Neg:
+                    f[ins.A] = f[ins.B] ^ 0x8000_0000_0000_0000UL;
+                    continue;
+                case Op.F64Copysign:
+                    f[ins.A] = (f[ins.B] & 0x7FFF_FFFF_FFFF_FFFFUL) | (f[ins.C] & 0x8000_0000_0000_0000UL);
+                    continue;
+                case Op.F32Ceil:
+                    f[ins.A] = Bits(MathF.Ceiling(F32(f[ins.B])));
+                    continue;
+                case Op.F32Floor:
+                    f[ins.A] = Bits(MathF.Floor(F32(f[ins.B])));
+                    continue;
+                case Op.F32Trunc:
+                    f[ins.A] = Bits(MathF.Truncate(F32(f[ins.B])));
+                    continue;
+                case Op.F32Nearest:
+                    f[ins.A] = Bits(MathF.Round(F32(f[ins.B]), MidpointRounding.ToEven));
+                    continue;
+                case Op.F32Sqrt:
+                    f[ins.A] = Bits(MathF.Sqrt(F32(f[ins.B])));
+                    continue;
+                case Op.F64Ceil:
+                    f[ins.A] = Bits(Math.Ceiling(F64(f[ins.B])));
+                    continue;
+                case Op.F64Floor:
+                    f[ins.A] = Bits(Math.Floor(F64(f[ins.B])));
+                    continue;
+                case Op.F64Trunc:
+                    f[ins.A] = Bits(Math.Truncate(F64(f[ins.B])));
+                    continue;
+                case Op.F64Nearest:
+                    f[ins.A] = Bits(Math.Round(F64(f[ins.B]), MidpointRounding.ToEven));
+                    continue;
+                case Op.F64Sqrt:
+                    f[ins.A] = Bits(Math.Sqrt(F64(f[ins.B])));
+                    continue;
+                case Op.F32Add:
+                    f[ins.A] = Bits(F32(f[ins.B]) + F32(f[ins.C]));
+                    continue;
+                case Op.F32Sub:
+                    f[ins.A] = Bits(F32(f[ins.B]) - F32(f[ins.C]));
+                    continue;
+                case Op.F32Mul:
+                    f[ins.A] = Bits(F32(f[ins.B]) * F32(f[ins.C]));
+                    continue;
+                case Op.F32Div:
+                    f[ins.A] = Bits(F32(f[ins.B]) / F32(f[ins.C]));
+                    continue;
+                case Op.F32Min:
+                    f[ins.A] = FloatOps.Min32(f[ins.B], f[ins.C]);
+                    continue;
+                case Op.F32Max:
+                    f[ins.A] = FloatOps.Max32(f[ins.B], f[ins.C]);
+                    continue;
+                case Op.F64Add:
+                    f[ins.A] = Bits(F64(f[ins.B]) + F64(f[ins.C]));
+                    continue;
+                case Op.F64Sub:
+                    f[ins.A] = Bits(F64(f[ins.B]) - F64(f[ins.C]));
+                    continue;
+                case Op.F64Mul:
+                    f[ins.A] = Bits(F64(f[ins.B]) * F64(f[ins.C]));
+                    continue;
+                case Op.F64Div:
+                    f[ins.A] = Bits(F64(f[ins.B]) / F64(f[ins.C]));
+                    continue;
+                case Op.F64Min:
+                    f[ins.A] = FloatOps.Min64(f[ins.B], f[ins.C]);
+                    continue;
+                case Op.F64Max:
+                    f[ins.A] = FloatOps.Max64(f[ins.B], f[ins.C]);
+                    continue;
+
+                case Op.I32WrapI64:
+                    f[ins.A] = (uint)f[ins.B];
+                    continue;
+                case Op.I64ExtendI32S:
+                    f[ins.A] = (ulong)(long)(int)f[ins.B];
+                    continue;
+                case Op.I64ExtendI32U:
+                    f[ins.A] = (uint)f[ins.B];
+                    continue;
+                case Op.I32Extend8S:
+                    f[ins.A] = (uint)(int)(sbyte)f[ins.B];
+                    continue;
+                case Op.I32Extend16S:
+                    f[ins.A] = (uint)(int)(short)f[ins.B];
+                    continue;
+                case Op.I64Extend8S:
+                    f[ins.A] = (ulong)(long)(sbyte)f[ins.B];
+                    continue;
+                case Op.I64Extend16S:
+                    f[ins.A] = (ulong)(long)(short)f[ins.B];
+                    continue;
+                case Op.I64Extend32S:
+                    f[ins.A] = (ulong)(long)(int)f[ins.B];
+                    continue;
+                case Op.F32ConvertI32S:
+                    f[ins.A] = Bits((float)(int)f[ins.B]);
+                    continue;
+                case Op.F32ConvertI32U:
+                    f[ins.A] = Bits((float)(long)(uint)f[ins.B]);
+                    continue;
+                case Op.F32ConvertI64S:
+                    f[ins.A] = Bits((float)(long)f[ins.B]);
+                    continue;
+                case Op.F32ConvertI64U:
+                    f[ins.A] = Bits(FloatOps.U64ToF32(f[ins.B]));
+                    continue;
+                case Op.F32DemoteF64:
+                    f[ins.A] = Bits((float)F64(f[ins.B]));
+                    continue;
+                case Op.F64ConvertI32S:
+                    f[ins.A] = Bits((double)(int)f[ins.B]);
+                    continue;
+                case Op.F64ConvertI32U:
+                    f[ins.A] = Bits((double)(uint)f[ins.B]);
+                    continue;
+                case Op.F64ConvertI64S:
+                    f[ins.A] = Bits((double)(long)f[ins.B]);
+                    continue;
+                case Op.F64ConvertI64U:
+                    f[ins.A] = Bits(FloatOps.U64ToF64(f[ins.B]));
+                    continue;
+                case Op.F64PromoteF32:
+                    f[ins.A] = Bits((double)F32(f[ins.B]));
+                    continue;
+                case Op.I32TruncF32S:
+                case Op.I32TruncF32U:
+                case Op.I32TruncF64S:
+                case Op.I32TruncF64U:
+                case Op.I64TruncF32S:
+                case Op.I64TruncF32U:
+                case Op.I64TruncF64S:
+                case Op.I64TruncF64U:
+                {
+                    if (!FloatOps.TryTruncate(ins.Op, f[ins.B], out var result, out trapKind)) goto trap;
+                    f[ins.A] = result;
+                    continue;
+                }
+                case Op.I32TruncSatF32S:
+                case Op.I32TruncSatF32U:
+                case Op.I32TruncSatF64S:
+                case Op.I32TruncSatF64U:
+                case Op.I64TruncSatF32S:
+                case Op.I64TruncSatF32U:
+                case Op.I64TruncSatF64S:
+                case Op.I64TruncSatF64U:
+                    f[ins.A] = FloatOps.TruncateSaturating(ins.Op, f[ins.B]);
+                    continue;
+
+                case Op.I32Add:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a + (uint)b);
+                    continue;
+                }
+                case Op.I32AddImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a + (uint)b);
+                    continue;
+                }
+                case Op.I32Sub:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a - (uint)b);
+                    continue;
+                }
+                case Op.I32SubImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a - (uint)b);
+                    continue;
+                }
+                case Op.I32Mul:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a * (uint)b);
+                    continue;
+                }
+                case Op.I32MulImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a * (uint)b);
+                    continue;
+                }
+                case Op.I32And:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a & (uint)b);
+                    continue;
+                }
+                case Op.I32AndImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a & (uint)b);
+                    continue;
+                }
+                case Op.I32Or:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a | (uint)b);
+                    continue;
+                }
+                case Op.I32OrImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a | (uint)b);
+                    continue;
+                }
+                case Op.I32Xor:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a ^ (uint)b);
+                    continue;
+                }
+                case Op.I32XorImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a ^ (uint)b);
+                    continue;
+                }
+                case Op.I32Shl:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a << (int)b);
+                    continue;
+                }
+                case Op.I32ShlImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a << (int)b);
+                    continue;
+                }
+                case Op.I32ShrS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)((int)a >> (int)b));
+                    continue;
+                }
+                case Op.I32ShrSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)((int)a >> (int)b));
+                    continue;
+                }
+                case Op.I32ShrU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a >> (int)b);
+                    continue;
+                }
+                case Op.I32ShrUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a >> (int)b);
+                    continue;
+                }
+                case Op.I32Rotl:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)(BitOperations.RotateLeft((uint)a, (int)b));
+                    continue;
+                }
+                case Op.I32Rotr:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)(BitOperations.RotateRight((uint)a, (int)b));
+                    continue;
+                }
+                case Op.I32Eq:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a == (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32EqImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a == (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32Ne:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a != (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32NeImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a != (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32LtS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((int)a < (int)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32LtSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((int)a < (int)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32LtU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a < (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32LtUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a < (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32GtS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((int)a > (int)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32GtSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((int)a > (int)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32GtU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a > (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32GtUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a > (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32LeS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((int)a <= (int)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32LeSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((int)a <= (int)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32LeU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a <= (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32LeUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a <= (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32GeS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((int)a >= (int)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32GeSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((int)a >= (int)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32GeU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (uint)((uint)a >= (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I32GeUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (uint)((uint)a >= (uint)b ? 1u : 0u);
+                    continue;
+                }
+                case Op.I64Add:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a + b;
+                    continue;
+                }
+                case Op.I64AddImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a + b;
+                    continue;
+                }
+                case Op.I64Sub:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a - b;
+                    continue;
+                }
+                case Op.I64SubImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a - b;
+                    continue;
+                }
+                case Op.I64Mul:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a * b;
+                    continue;
+                }
+                case Op.I64MulImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a * b;
+                    continue;
+                }
+                case Op.I64And:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a & b;
+                    continue;
+                }
+                case Op.I64AndImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a & b;
+                    continue;
+                }
+                case Op.I64Or:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a | b;
+                    continue;
+                }
+                case Op.I64OrImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a | b;
+                    continue;
+                }
+                case Op.I64Xor:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a ^ b;
+                    continue;
+                }
+                case Op.I64XorImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a ^ b;
+                    continue;
+                }
+                case Op.I64Shl:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a << (int)b;
+                    continue;
+                }
+                case Op.I64ShlImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a << (int)b;
+                    continue;
+                }
+                case Op.I64ShrS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (ulong)((long)a >> (int)b);
+                    continue;
+                }
+                case Op.I64ShrSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (ulong)((long)a >> (int)b);
+                    continue;
+                }
+                case Op.I64ShrU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a >> (int)b;
+                    continue;
+                }
+                case Op.I64ShrUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a >> (int)b;
+                    continue;
+                }
+                case Op.I64Rotl:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = BitOperations.RotateLeft(a, (int)b);
+                    continue;
+                }
+                case Op.I64Rotr:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = BitOperations.RotateRight(a, (int)b);
+                    continue;
+                }
+                case Op.I64Eq:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a == b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64EqImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a == b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64Ne:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a != b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64NeImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a != b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64LtS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (long)a < (long)b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64LtSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (long)a < (long)b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64LtU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a < b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64LtUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a < b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64GtS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (long)a > (long)b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64GtSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (long)a > (long)b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64GtU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a > b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64GtUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a > b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64LeS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (long)a <= (long)b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64LeSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (long)a <= (long)b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64LeU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a <= b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64LeUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a <= b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64GeS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = (long)a >= (long)b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64GeSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = (long)a >= (long)b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64GeU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    f[ins.A] = a >= b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.I64GeUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    f[ins.A] = a >= b ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F32Eq:
+                {
+                    f[ins.A] = F32(f[ins.B]) == F32(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F64Eq:
+                {
+                    f[ins.A] = F64(f[ins.B]) == F64(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F32Ne:
+                {
+                    f[ins.A] = F32(f[ins.B]) != F32(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F64Ne:
+                {
+                    f[ins.A] = F64(f[ins.B]) != F64(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F32Lt:
+                {
+                    f[ins.A] = F32(f[ins.B]) < F32(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F64Lt:
+                {
+                    f[ins.A] = F64(f[ins.B]) < F64(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F32Gt:
+                {
+                    f[ins.A] = F32(f[ins.B]) > F32(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F64Gt:
+                {
+                    f[ins.A] = F64(f[ins.B]) > F64(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F32Le:
+                {
+                    f[ins.A] = F32(f[ins.B]) <= F32(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F64Le:
+                {
+                    f[ins.A] = F64(f[ins.B]) <= F64(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F32Ge:
+                {
+                    f[ins.A] = F32(f[ins.B]) >= F32(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.F64Ge:
+                {
+                    f[ins.A] = F64(f[ins.B]) >= F64(f[ins.C]) ? 1UL : 0UL;
+                    continue;
+                }
+                case Op.BrI32Eq:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((uint)a == (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32EqImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((uint)a == (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32Ne:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((uint)a != (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32NeImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((uint)a != (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32LtS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((int)a < (int)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32LtSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((int)a < (int)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32LtU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((uint)a < (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32LtUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((uint)a < (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32GtS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((int)a > (int)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32GtSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((int)a > (int)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32GtU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((uint)a > (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32GtUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((uint)a > (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32LeS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((int)a <= (int)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32LeSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((int)a <= (int)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32LeU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((uint)a <= (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32LeUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((uint)a <= (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32GeS:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((int)a >= (int)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32GeSImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((int)a >= (int)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32GeU:
+                {
+                    ulong a = f[ins.B], b = f[ins.C];
+                    if ((uint)a >= (uint)b) pc = ins.A;
+                    continue;
+                }
+                case Op.BrI32GeUImm:
+                {
+                    ulong a = f[ins.B], b = ins.Imm;
+                    if ((uint)a >= (uint)b) pc = ins.A;
+                    continue;
+                }
+
+                default:
+                    throw new InvalidOperationException($"corrupt internal code: {ins.Op} at pc {pc - 1}");
+            }
+
+        callWasm:
+            {
+                var newFp = (f - stackBase) + argBase;
+                if (_depth >= maxDepth)
+                {
+                    trapKind = TrapKind.CallStackExhausted;
+                    goto trap;
+                }
+                if (newFp + callee.FrameSize > _stack.Length)
+                {
+                    var fpOffset = f - stackBase;
+                    if (!GrowStack(newFp + callee.FrameSize))
+                    {
+                        trapKind = TrapKind.CallStackExhausted;
+                        goto trap;
+                    }
+                    stackBase = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_stack));
+                    f = stackBase + fpOffset;
+                }
+                PushFrame(new Frame(fn, pc, (int)(f - stackBase), step));
+                f = stackBase + newFp;
+                for (var i = callee.ParamCount; i < callee.LocalCount; i++) f[i] = 0;
+                fn = callee;
+                step = false;
+                code = fn.Fast.Instrs;
+                branchTable = fn.Fast.BranchTable;
+                pc = 0;
+                if (fn.Instance != instance)
+                {
+                    instance = fn.Instance;
+                    globals = instance.Globals;
+                    memory = instance.Memory;
+                    mem = memory is null ? null : memory.Base;
+                    loadLimit = memory?.LoadLimit ?? 0;
+                    storeLimit = memory?.StoreLimit ?? 0;
+                }
+                continue;
+            }
+
+        callHost:
+            {
+                var type = hostCallee.Type;
+                var resultCount = type.Results.Length;
+                if (_hostResults.Length < resultCount) _hostResults = new ulong[resultCount];
+                _hostContext.Caller = instance;
+                SavePosition(fn, pc, (int)(f - stackBase), step);
+                try
+                {
+                    hostCallee.Callback(_hostContext, new ReadOnlySpan<ulong>(f + argBase, type.Parameters.Length), _hostResults.AsSpan(0, resultCount));
+                }
+                catch (TrapException hostTrap)
+                {
+                    Trap = hostTrap;
+                    _function = null;
+                    fuelRef = fuel;
+                    return ExecutionStatus.Trapped;
+                }
+                for (var i = 0; i < resultCount; i++) f[argBase + i] = _hostResults[i];
+                memory = instance.Memory;
+                mem = memory is null ? null : memory.Base;
+                loadLimit = memory?.LoadLimit ?? 0;
+                storeLimit = memory?.StoreLimit ?? 0;
+                continue;
+            }
+        }
+
+    memoryFault:
+        if (access == -2)
+        {
+            trapKind = TrapKind.OutOfBoundsMemoryAccess;
+            goto trap;
+        }
+        // The faulting instruction has had no effect; it runs again once the frame is present.
+        AbsentFrame = access;
+        pc--;
+        status = ExecutionStatus.FrameAbsent;
+        goto suspend;
+
+    trap:
+        Trap = MakeTrap(trapKind, fn, pc - 1, step);
+        _function = null;
+        fuelRef = fuel;
+        return ExecutionStatus.Trapped;
+
+    suspend:
+        if (status == ExecutionStatus.Paused) Volatile.Write(ref _pauseRequested, 0);
+        SavePosition(fn, pc, (int)(f - stackBase), step);
+        fuelRef = fuel;
+        return status;
+    }
+
+    private void SavePosition(CompiledFunction function, int pc, int fp, bool step)
+    {
+        _function = function;
+        _pc = pc;
+        _fp = fp;
+        _step = step;
+    }
+}

@@ -1,0 +1,155 @@
+using Ferry.Engine.Interpreter;
+using Ferry.Wasm;
+
+namespace Ferry.Engine;
+
+/// <summary>Why <see cref="Execution.Run"/> returned. Every status but Finished and Trapped is resumable.</summary>
+public enum ExecutionStatus
+{
+    /// <summary>Created, not yet run.</summary>
+    Ready,
+    Finished,
+    Trapped,
+    /// <summary>The fuel given to this run is spent, exactly.</summary>
+    OutOfFuel,
+    /// <summary>A pause was requested and a safepoint (block head, loop back-edge, call) reached.</summary>
+    Paused,
+    /// <summary>A load or store touched a memory frame that is not present; <see cref="Execution.AbsentFrame"/> names it.</summary>
+    FrameAbsent,
+}
+
+/// <summary>A saved caller frame: which function, where to continue, its slot base, which translation.</summary>
+internal readonly record struct Frame(CompiledFunction Function, int Pc, int Fp, bool Step);
+
+/// <summary>
+/// One thread of Wasm execution whose whole state is data: a value stack of slots, a frame stack, and the
+/// current position. It runs in slices and stops with a status; nothing of it lives on the host stack
+/// between slices.
+/// </summary>
+public sealed partial class Execution
+{
+    private const int InitialStackSlots = 4096;
+    private const int InitialFrames = 64;
+
+    private readonly Store _store;
+    private readonly FunctionInstance _entry;
+    private readonly HostCallContext _hostContext;
+    private ulong[] _stack;
+    private Frame[] _frames = new Frame[InitialFrames];
+    private int _depth;
+    private CompiledFunction? _function;
+    private int _pc;
+    private int _fp;
+    private bool _step;
+    private int _pauseRequested;
+    private ulong[] _hostResults = new ulong[8];
+
+    internal Execution(Store store, FunctionInstance entry, Value[] arguments)
+    {
+        _store = store;
+        _entry = entry;
+        _hostContext = new HostCallContext(this);
+        var parameters = entry.Type.Parameters;
+        if (arguments.Length != parameters.Length)
+            throw new ArgumentException($"{entry.Name ?? "function"} takes {parameters.Length} arguments, got {arguments.Length}");
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            if (arguments[i].Type != parameters[i])
+                throw new ArgumentException($"argument {i} must be {parameters[i].Name()}, got {arguments[i].Type.Name()}");
+        }
+        var frameSize = entry is WasmFunction wasm ? wasm.Compiled.FrameSize : 0;
+        _stack = GC.AllocateArray<ulong>(Math.Max(InitialStackSlots, Math.Max(frameSize, arguments.Length) * 2), pinned: true);
+        for (var i = 0; i < arguments.Length; i++) _stack[i] = arguments[i].Bits;
+        if (entry is WasmFunction function)
+        {
+            _function = function.Compiled;
+            Array.Clear(_stack, _function.ParamCount, _function.LocalCount - _function.ParamCount);
+        }
+    }
+
+    public ExecutionStatus Status { get; private set; } = ExecutionStatus.Ready;
+    /// <summary>The entry function's results, once <see cref="Status"/> is Finished.</summary>
+    public Value[] Results { get; private set; } = [];
+    /// <summary>The trap, once <see cref="Status"/> is Trapped.</summary>
+    public TrapException? Trap { get; private set; }
+    /// <summary>The absent memory frame that stopped the run, when <see cref="Status"/> is FrameAbsent.</summary>
+    public long AbsentFrame { get; private set; } = -1;
+    /// <summary>Wasm instructions executed so far, over all runs (structural markers are free).</summary>
+    public long InstructionsExecuted { get; private set; }
+    /// <summary>Wasm frames on the call stack.</summary>
+    public int CallDepth => _function is null ? 0 : _depth + 1;
+
+    /// <summary>Asks a running (or the next) slice to stop at its next safepoint with status Paused. Thread-safe.</summary>
+    public void RequestPause() => Volatile.Write(ref _pauseRequested, 1);
+
+    /// <summary>
+    /// Runs until finished, trapped, paused, a frame is absent, or <paramref name="fuel"/> Wasm instructions
+    /// have executed. Resumes exactly where the previous run stopped.
+    /// </summary>
+    public ExecutionStatus Run(long fuel = long.MaxValue)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(fuel);
+        if (Status is ExecutionStatus.Finished or ExecutionStatus.Trapped)
+            throw new InvalidOperationException($"the execution has already {(Status == ExecutionStatus.Finished ? "finished" : "trapped")}");
+        if (_entry is HostFunction host)
+        {
+            Status = CallHostEntry(host);
+            return Status;
+        }
+        var remaining = fuel;
+        Status = RunLoop(ref remaining);
+        InstructionsExecuted += fuel - remaining;
+        return Status;
+    }
+
+    private ExecutionStatus CallHostEntry(HostFunction host)
+    {
+        var parameters = host.Type.Parameters.Length;
+        var results = new ulong[host.Type.Results.Length];
+        _hostContext.Caller = null;
+        try
+        {
+            host.Callback(_hostContext, _stack.AsSpan(0, parameters), results);
+        }
+        catch (TrapException trap)
+        {
+            Trap = trap;
+            return ExecutionStatus.Trapped;
+        }
+        Results = MakeResults(host.Type, results);
+        return ExecutionStatus.Finished;
+    }
+
+    private static Value[] MakeResults(FuncType type, ReadOnlySpan<ulong> slots)
+    {
+        var results = new Value[type.Results.Length];
+        for (var i = 0; i < results.Length; i++) results[i] = new Value(type.Results[i], slots[i]);
+        return results;
+    }
+
+    private static TrapException MakeTrap(TrapKind kind, CompiledFunction function, int pc, bool step)
+    {
+        var code = step ? function.Step : function.Fast;
+        var offset = pc >= 0 && pc < code.Offsets.Length ? code.Offsets[pc] : -1;
+        return new TrapException(kind, null, (int)function.Function.Index, function.Function.Name, offset);
+    }
+
+    /// <summary>Grows the pinned value stack so that slots [0, needed) exist, or returns false at the limit.</summary>
+    private bool GrowStack(long needed)
+    {
+        if (needed > _store.Options.MaxValueStackSlots) return false;
+        var size = (long)_stack.Length;
+        while (size < needed) size *= 2;
+        size = Math.Min(size, _store.Options.MaxValueStackSlots);
+        var grown = GC.AllocateArray<ulong>((int)size, pinned: true);
+        _stack.CopyTo(grown, 0);
+        _stack = grown;
+        return true;
+    }
+
+    private void PushFrame(in Frame frame)
+    {
+        if (_depth == _frames.Length) Array.Resize(ref _frames, _frames.Length * 2);
+        _frames[_depth++] = frame;
+    }
+}

@@ -1,0 +1,61 @@
+using Ferry.Engine.Interpreter;
+using Ferry.Wasm;
+
+namespace Ferry.Engine;
+
+/// <summary>A function in a store: defined by a module instance or by the host.</summary>
+public abstract class FunctionInstance
+{
+    private protected FunctionInstance(FuncType type, int typeId, int address)
+    {
+        Type = type;
+        TypeId = typeId;
+        Address = address;
+    }
+
+    public FuncType Type { get; }
+    /// <summary>The store's canonical id of <see cref="Type"/>, compared by call_indirect.</summary>
+    internal int TypeId { get; }
+    /// <summary>Index in the store; funcref values encode it plus one.</summary>
+    internal int Address { get; }
+    public abstract string? Name { get; }
+}
+
+/// <summary>
+/// A host function. It reads its arguments and writes its results in slot encoding; the two spans never
+/// overlap. It traps by throwing <see cref="TrapException"/>.
+/// </summary>
+public delegate void HostFunctionCallback(HostCallContext context, ReadOnlySpan<ulong> arguments, Span<ulong> results);
+
+public sealed class HostFunction : FunctionInstance
+{
+    internal HostFunction(FuncType type, int typeId, int address, HostFunctionCallback callback, string? name)
+        : base(type, typeId, address)
+    {
+        Callback = callback;
+        Name = name;
+    }
+
+    internal HostFunctionCallback Callback { get; }
+    public override string? Name { get; }
+}
+
+/// <summary>A function defined by a module instance, translated to internal code on first call.</summary>
+public sealed class WasmFunction : FunctionInstance
+{
+    internal WasmFunction(FuncType type, int typeId, int address, Instance instance, uint index)
+        : base(type, typeId, address)
+    {
+        Instance = instance;
+        Index = index;
+    }
+
+    public Instance Instance { get; }
+    /// <summary>Index in the module's function index space.</summary>
+    public uint Index { get; }
+    public override string? Name => Instance.Module.FunctionName(Index);
+
+    private CompiledFunction? _compiled;
+
+    internal CompiledFunction Compiled => _compiled ??= Translator.Compile(this);
+}

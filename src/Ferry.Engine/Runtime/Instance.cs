@@ -1,0 +1,60 @@
+using Ferry.Engine.Memory;
+using Ferry.Wasm;
+
+namespace Ferry.Engine;
+
+/// <summary>A module instantiated in a store: its index spaces resolved to store objects.</summary>
+public sealed class Instance
+{
+    internal Instance(Store store, Module module)
+    {
+        Store = store;
+        Module = module;
+        Functions = new FunctionInstance[module.FunctionCount];
+        Tables = new TableInstance[module.TableCount];
+        Globals = new GlobalInstance[module.GlobalCount];
+        TypeIds = new int[module.Types.Length];
+        for (var i = 0; i < TypeIds.Length; i++) TypeIds[i] = store.InternType(module.Types[i]);
+        ElementSegments = new ulong[module.Elements.Length][];
+        DataSegments = new ReadOnlyMemory<byte>[module.Data.Length];
+    }
+
+    public Store Store { get; }
+    public Module Module { get; }
+    internal FunctionInstance[] Functions { get; }
+    internal TableInstance[] Tables { get; }
+    internal GlobalInstance[] Globals { get; }
+    /// <summary>Memory 0, if the module has or imports one.</summary>
+    public LinearMemory? Memory { get; internal set; }
+    internal int[] TypeIds { get; }
+    /// <summary>Element segments as references; a dropped segment is empty.</summary>
+    internal ulong[][] ElementSegments { get; }
+    /// <summary>Data segments; a dropped segment is empty.</summary>
+    internal ReadOnlyMemory<byte>[] DataSegments { get; }
+
+    private readonly Dictionary<string, Extern> _exports = new(StringComparer.Ordinal);
+    public IReadOnlyDictionary<string, Extern> Exports => _exports;
+
+    internal void AddExport(string name, Extern value) => _exports.Add(name, value);
+
+    public bool TryGetExport(string name, out Extern value) => _exports.TryGetValue(name, out value);
+
+    public FunctionInstance GetFunction(string name) =>
+        Get(name, ExternKind.Func).AsFunction!;
+
+    public LinearMemory GetMemory(string name) => Get(name, ExternKind.Memory).AsMemory!;
+    public GlobalInstance GetGlobal(string name) => Get(name, ExternKind.Global).AsGlobal!;
+    public TableInstance GetTable(string name) => Get(name, ExternKind.Table).AsTable!;
+
+    /// <summary>The instance's function at a module index (imports first).</summary>
+    public FunctionInstance Function(uint index) => Functions[index];
+    public GlobalInstance Global(uint index) => Globals[index];
+    public TableInstance Table(uint index) => Tables[index];
+
+    private Extern Get(string name, ExternKind kind)
+    {
+        if (!_exports.TryGetValue(name, out var value)) throw new KeyNotFoundException($"the module exports nothing named '{name}'");
+        if (value.Kind != kind) throw new InvalidOperationException($"export '{name}' is a {value.Kind}, not a {kind}");
+        return value;
+    }
+}

@@ -1,0 +1,54 @@
+using Ferry.Wasm;
+
+namespace Ferry.Engine;
+
+/// <summary>Names the host functions and exports that imports resolve to, and instantiates modules.</summary>
+public sealed class Linker
+{
+    private readonly Dictionary<(string Module, string Name), object> _definitions = [];
+
+    /// <summary>Defines (or replaces) an importable entity.</summary>
+    public Linker Define(string module, string name, Extern value)
+    {
+        _definitions[(module, name)] = value;
+        return this;
+    }
+
+    /// <summary>Defines a host function; it is created in each store that instantiates against it.</summary>
+    public Linker DefineFunction(string module, string name, FuncType type, HostFunctionCallback callback)
+    {
+        _definitions[(module, name)] = new HostDefinition(type, callback, $"{module}.{name}");
+        return this;
+    }
+
+    /// <summary>Makes every export of <paramref name="instance"/> importable under <paramref name="module"/>.</summary>
+    public Linker DefineInstance(string module, Instance instance)
+    {
+        foreach (var (name, value) in instance.Exports) _definitions[(module, name)] = value;
+        return this;
+    }
+
+    /// <summary>
+    /// Instantiates per the spec: resolve imports (<see cref="LinkException"/>), allocate, initialise
+    /// segments in order, run the start function (<see cref="TrapException"/>).
+    /// </summary>
+    public Instance Instantiate(Store store, Module module) => Instantiator.Instantiate(store, module, import => Resolve(store, import));
+
+    private Extern? Resolve(Store store, Import import)
+    {
+        if (!_definitions.TryGetValue((import.Module, import.Name), out var definition)) return null;
+        if (definition is Extern value) return value;
+        var host = (HostDefinition)definition;
+        if (!host.Created.TryGetValue(store, out var function))
+        {
+            function = store.CreateHostFunction(host.Type, host.Callback, host.Name);
+            host.Created.Add(store, function);
+        }
+        return Extern.From(function);
+    }
+
+    private sealed record HostDefinition(FuncType Type, HostFunctionCallback Callback, string Name)
+    {
+        public System.Runtime.CompilerServices.ConditionalWeakTable<Store, HostFunction> Created { get; } = new();
+    }
+}
