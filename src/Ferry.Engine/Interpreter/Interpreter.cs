@@ -1412,9 +1412,16 @@ public sealed unsafe partial class Execution
                 {
                     hostCallee.Callback(_hostContext, new ReadOnlySpan<ulong>(f + argBase, type.Parameters.Length), _hostResults.AsSpan(0, resultCount));
                 }
-                catch (TrapException hostTrap)
+                catch (ProcessExitException exit)
                 {
-                    Trap = hostTrap;
+                    ExitCode = exit.Code;
+                    _function = null;
+                    fuelRef = fuel;
+                    return ExecutionStatus.Finished;
+                }
+                catch (Exception failure)
+                {
+                    Trap = failure as TrapException ?? HostFailure(hostCallee, failure);
                     _function = null;
                     fuelRef = fuel;
                     return ExecutionStatus.Trapped;

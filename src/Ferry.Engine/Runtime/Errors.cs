@@ -78,3 +78,12 @@ public sealed class LinkException : Exception
     public string Reason { get; }
     public string ImportName { get; }
 }
+
+/// <summary>
+/// Thrown by a host function to end the whole execution with an exit code (WASI's proc_exit). The run loop
+/// catches it and finishes with <see cref="Execution.ExitCode"/> set.
+/// </summary>
+public sealed class ProcessExitException(int code) : Exception($"process exited with code {code}")
+{
+    public int Code { get; } = code;
+}

@@ -70,6 +70,8 @@ public sealed partial class Execution
     public ExecutionStatus Status { get; private set; } = ExecutionStatus.Ready;
     /// <summary>The entry function's results, once <see cref="Status"/> is Finished.</summary>
     public Value[] Results { get; private set; } = [];
+    /// <summary>The code a host function ended the execution with (see <see cref="ProcessExitException"/>), if any.</summary>
+    public int? ExitCode { get; private set; }
     /// <summary>The trap, once <see cref="Status"/> is Trapped.</summary>
     public TrapException? Trap { get; private set; }
     /// <summary>The absent memory frame that stopped the run, when <see cref="Status"/> is FrameAbsent.</summary>
@@ -111,14 +113,23 @@ public sealed partial class Execution
         {
             host.Callback(_hostContext, _stack.AsSpan(0, parameters), results);
         }
-        catch (TrapException trap)
+        catch (ProcessExitException exit)
         {
-            Trap = trap;
+            ExitCode = exit.Code;
+            return ExecutionStatus.Finished;
+        }
+        catch (Exception failure)
+        {
+            Trap = failure as TrapException ?? HostFailure(host, failure);
             return ExecutionStatus.Trapped;
         }
         Results = MakeResults(host.Type, results);
         return ExecutionStatus.Finished;
     }
+
+    /// <summary>A host function's own failure becomes a trap of the guest, never an exception through the embedder.</summary>
+    private static TrapException HostFailure(HostFunction host, Exception failure) =>
+        new(TrapKind.HostError, $"{host.Name ?? "host function"} failed: {failure.GetType().Name}: {failure.Message}");
 
     private static Value[] MakeResults(FuncType type, ReadOnlySpan<ulong> slots)
     {
