@@ -28,7 +28,7 @@ internal readonly record struct Frame(CompiledFunction Function, int Pc, int Fp,
 /// </summary>
 public sealed partial class Execution
 {
-    private const int InitialStackSlots = 4096;
+    private const int InitialStackSlots = 1024;
     private const int InitialFrames = 64;
 
     private readonly Store _store;
