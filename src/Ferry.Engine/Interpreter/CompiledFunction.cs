@@ -1,9 +1,25 @@
 namespace Ferry.Engine.Interpreter;
 
 /// <summary>One translation of a function body: instructions, their byte offsets in the module, and branch tables.</summary>
-internal sealed class CodeBlock
+internal sealed unsafe class CodeBlock
 {
-    public required Instr[] Instrs { get; init; }
+    private readonly Instr[] _instrs = [];
+
+    /// <summary>The instructions, in a pinned array so the run loop can walk them with a raw pointer.</summary>
+    public required Instr[] Instrs
+    {
+        get => _instrs;
+        init
+        {
+            _instrs = GC.AllocateUninitializedArray<Instr>(Math.Max(value.Length, 1), pinned: true);
+            value.CopyTo(_instrs, 0);
+            Start = (Instr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_instrs));
+        }
+    }
+
+    /// <summary>Address of the first instruction; stable because the array is pinned.</summary>
+    public Instr* Start { get; private set; }
+
     /// <summary>Module byte offset of the Wasm instruction each internal instruction came from (for traps).</summary>
     public required int[] Offsets { get; init; }
     /// <summary>Targets of br_table instructions, as pcs.</summary>

@@ -24,23 +24,17 @@ public sealed unsafe partial class Execution
     /// The interpreter. Position, frame base, code and memory view live in locals; the loop leaves only
     /// through a status, after writing the position back.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ExecutionStatus RunLoop(ref long fuelRef)
     {
         var fuel = fuelRef;
-        var fn = _function!;
-        var step = _step;
-        var code = step ? fn.Step.Instrs : fn.Fast.Instrs;
-        var branchTable = step ? fn.Step.BranchTable : fn.Fast.BranchTable;
-        var pc = _pc;
-        var stackBase = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_stack));
-        var f = stackBase + _fp;
-        var instance = fn.Instance;
-        var globals = instance.Globals;
-        var memory = instance.Memory;
-        byte* mem = memory is null ? null : memory.Base;
-        ulong loadLimit = memory?.LoadLimit ?? 0, storeLimit = memory?.StoreLimit ?? 0;
-        var maxDepth = _store.Options.MaxCallDepth - 1;
+        _stackBase = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_stack));
+        var ip = Enter(_function!, _step, _pc);
+        var f = _stackBase + _fp;
+        byte* mem = _memory is null ? null : _memory.Base;
+        ulong loadLimit = _memory?.LoadLimit ?? 0, storeLimit = _memory?.StoreLimit ?? 0;
         ExecutionStatus status;
+        ulong result;
         TrapKind trapKind;
         long access;
         CompiledFunction callee;
@@ -49,14 +43,14 @@ public sealed unsafe partial class Execution
 
         while (true)
         {
-            ref var ins = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(code), pc);
-            pc++;
+            ref var ins = ref *ip;
+            ip++;
             switch (ins.Op)
             {
                 case Op.FuelFast:
                     if (Volatile.Read(ref _pauseRequested) != 0)
                     {
-                        pc--;
+                        ip--;
                         status = ExecutionStatus.Paused;
                         goto suspend;
                     }
@@ -65,29 +59,23 @@ public sealed unsafe partial class Execution
                         fuel -= (long)ins.Imm;
                         continue;
                     }
-                    step = true;
-                    code = fn.Step.Instrs;
-                    branchTable = fn.Step.BranchTable;
-                    pc = ins.B;
+                    ip = Enter(_function!, true, ins.B);
                     continue;
                 case Op.FuelStep:
                     if (Volatile.Read(ref _pauseRequested) != 0)
                     {
-                        pc--;
+                        ip--;
                         status = ExecutionStatus.Paused;
                         goto suspend;
                     }
                     if (ins.B >= 0 && fuel >= ins.C)
                     {
-                        step = false;
-                        code = fn.Fast.Instrs;
-                        branchTable = fn.Fast.BranchTable;
-                        pc = ins.B;
+                        ip = Enter(_function!, false, ins.B);
                         continue;
                     }
                     if (fuel == 0)
                     {
-                        pc--;
+                        ip--;
                         status = ExecutionStatus.OutOfFuel;
                         goto suspend;
                     }
@@ -97,65 +85,55 @@ public sealed unsafe partial class Execution
                     trapKind = TrapKind.Unreachable;
                     goto trap;
                 case Op.Br:
-                    pc = ins.A;
+                    ip += ins.A;
                     continue;
                 case Op.BrIf:
-                    if ((uint)f[ins.B] != 0) pc = ins.A;
+                    if ((uint)f[ins.B] != 0) ip += ins.A;
                     continue;
                 case Op.BrIfNot:
-                    if ((uint)f[ins.B] == 0) pc = ins.A;
+                    if ((uint)f[ins.B] == 0) ip += ins.A;
                     continue;
                 case Op.BrI32Eqz:
-                    if ((uint)f[ins.B] == 0) pc = ins.A;
+                    if ((uint)f[ins.B] == 0) ip += ins.A;
                     continue;
                 case Op.BrI32Nez:
-                    if ((uint)f[ins.B] != 0) pc = ins.A;
+                    if ((uint)f[ins.B] != 0) ip += ins.A;
                     continue;
                 case Op.BrTable:
                 {
                     var index = (uint)f[ins.B];
                     var last = (uint)ins.C - 1;
-                    pc = branchTable[ins.A + (int)(index < last ? index : last)];
+                    ip += _branchTable[ins.A + (int)(index < last ? index : last)];
                     continue;
                 }
                 case Op.Return:
                     if (_depth == 0)
                     {
-                        Results = MakeResults(fn.Function.Type, new ReadOnlySpan<ulong>(f, fn.ResultCount));
+                        Results = MakeResults(_function!.Function.Type, new ReadOnlySpan<ulong>(f, _function.ResultCount));
                         _function = null;
                         fuelRef = fuel;
                         return ExecutionStatus.Finished;
                     }
                     {
                         var frame = _frames[--_depth];
-                        fn = frame.Function;
-                        pc = frame.Pc;
-                        f = stackBase + frame.Fp;
-                        step = frame.Step;
-                        code = step ? fn.Step.Instrs : fn.Fast.Instrs;
-                        branchTable = step ? fn.Step.BranchTable : fn.Fast.BranchTable;
-                        if (fn.Instance != instance)
-                        {
-                            instance = fn.Instance;
-                            globals = instance.Globals;
-                            memory = instance.Memory;
-                        }
-                        mem = memory is null ? null : memory.Base;
-                        loadLimit = memory?.LoadLimit ?? 0;
-                        storeLimit = memory?.StoreLimit ?? 0;
+                        f = _stackBase + frame.Fp;
+                        ip = Enter(frame.Function, frame.Step, frame.Pc);
+                        mem = _memory is null ? null : _memory.Base;
+                        loadLimit = _memory?.LoadLimit ?? 0;
+                        storeLimit = _memory?.StoreLimit ?? 0;
                     }
                     continue;
                 case Op.CallWasm:
-                    callee = fn.Callees[ins.A].Compiled;
+                    callee = _function!.Callees[ins.A].Compiled;
                     argBase = ins.B;
                     goto callWasm;
                 case Op.CallHost:
-                    hostCallee = fn.HostCallees[ins.A];
+                    hostCallee = _function!.HostCallees[ins.A];
                     argBase = ins.B;
                     goto callHost;
                 case Op.CallIndirect:
                 {
-                    var table = instance.Tables[ins.C].Elements;
+                    var table = _instance!.Tables[ins.C].Elements;
                     var index = (uint)f[(int)ins.Imm];
                     if (index >= (uint)table.Length)
                     {
@@ -193,14 +171,14 @@ public sealed unsafe partial class Execution
                     f[ins.A] = (uint)f[(int)ins.Imm] != 0 ? f[ins.B] : f[ins.C];
                     continue;
                 case Op.GlobalGet:
-                    f[ins.A] = globals[ins.B].Bits;
+                    f[ins.A] = _globals[ins.B].Bits;
                     continue;
                 case Op.GlobalSet:
-                    globals[ins.A].Bits = f[ins.B];
+                    _globals[ins.A].Bits = f[ins.B];
                     continue;
                 case Op.TableGet:
                 {
-                    var table = instance.Tables[ins.B].Elements;
+                    var table = _instance!.Tables[ins.B].Elements;
                     var index = (uint)f[ins.C];
                     if (index >= (uint)table.Length)
                     {
@@ -212,7 +190,7 @@ public sealed unsafe partial class Execution
                 }
                 case Op.TableSet:
                 {
-                    var table = instance.Tables[ins.A].Elements;
+                    var table = _instance!.Tables[ins.A].Elements;
                     var index = (uint)f[ins.B];
                     if (index >= (uint)table.Length)
                     {
@@ -226,98 +204,98 @@ public sealed unsafe partial class Execution
                 case Op.I32Load:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 4 > loadLimit && (access = memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
+                    if (ea + 4 > loadLimit && (access = _memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
                     f[ins.A] = Unsafe.ReadUnaligned<uint>(mem + ea);
                     continue;
                 }
                 case Op.I64Load:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 8 > loadLimit && (access = memory!.CheckAccess(ea, 8, false)) != -1) goto memoryFault;
+                    if (ea + 8 > loadLimit && (access = _memory!.CheckAccess(ea, 8, false)) != -1) goto memoryFault;
                     f[ins.A] = Unsafe.ReadUnaligned<ulong>(mem + ea);
                     continue;
                 }
                 case Op.F32Load:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 4 > loadLimit && (access = memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
+                    if (ea + 4 > loadLimit && (access = _memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
                     f[ins.A] = Unsafe.ReadUnaligned<uint>(mem + ea);
                     continue;
                 }
                 case Op.F64Load:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 8 > loadLimit && (access = memory!.CheckAccess(ea, 8, false)) != -1) goto memoryFault;
+                    if (ea + 8 > loadLimit && (access = _memory!.CheckAccess(ea, 8, false)) != -1) goto memoryFault;
                     f[ins.A] = Unsafe.ReadUnaligned<ulong>(mem + ea);
                     continue;
                 }
                 case Op.I32Load8S:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 1 > loadLimit && (access = memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
+                    if (ea + 1 > loadLimit && (access = _memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
                     f[ins.A] = (uint)(int)*(sbyte*)(mem + ea);
                     continue;
                 }
                 case Op.I32Load8U:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 1 > loadLimit && (access = memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
+                    if (ea + 1 > loadLimit && (access = _memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
                     f[ins.A] = *(mem + ea);
                     continue;
                 }
                 case Op.I32Load16S:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 2 > loadLimit && (access = memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
+                    if (ea + 2 > loadLimit && (access = _memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
                     f[ins.A] = (uint)(int)Unsafe.ReadUnaligned<short>(mem + ea);
                     continue;
                 }
                 case Op.I32Load16U:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 2 > loadLimit && (access = memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
+                    if (ea + 2 > loadLimit && (access = _memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
                     f[ins.A] = Unsafe.ReadUnaligned<ushort>(mem + ea);
                     continue;
                 }
                 case Op.I64Load8S:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 1 > loadLimit && (access = memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
+                    if (ea + 1 > loadLimit && (access = _memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
                     f[ins.A] = (ulong)(long)*(sbyte*)(mem + ea);
                     continue;
                 }
                 case Op.I64Load8U:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 1 > loadLimit && (access = memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
+                    if (ea + 1 > loadLimit && (access = _memory!.CheckAccess(ea, 1, false)) != -1) goto memoryFault;
                     f[ins.A] = *(mem + ea);
                     continue;
                 }
                 case Op.I64Load16S:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 2 > loadLimit && (access = memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
+                    if (ea + 2 > loadLimit && (access = _memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
                     f[ins.A] = (ulong)(long)Unsafe.ReadUnaligned<short>(mem + ea);
                     continue;
                 }
                 case Op.I64Load16U:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 2 > loadLimit && (access = memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
+                    if (ea + 2 > loadLimit && (access = _memory!.CheckAccess(ea, 2, false)) != -1) goto memoryFault;
                     f[ins.A] = Unsafe.ReadUnaligned<ushort>(mem + ea);
                     continue;
                 }
                 case Op.I64Load32S:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 4 > loadLimit && (access = memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
+                    if (ea + 4 > loadLimit && (access = _memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
                     f[ins.A] = (ulong)(long)Unsafe.ReadUnaligned<int>(mem + ea);
                     continue;
                 }
                 case Op.I64Load32U:
                 {
                     var ea = (uint)f[ins.B] + ins.Imm;
-                    if (ea + 4 > loadLimit && (access = memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
+                    if (ea + 4 > loadLimit && (access = _memory!.CheckAccess(ea, 4, false)) != -1) goto memoryFault;
                     f[ins.A] = Unsafe.ReadUnaligned<uint>(mem + ea);
                     continue;
                 }
@@ -326,7 +304,7 @@ public sealed unsafe partial class Execution
                 case Op.I64Store32:
                 {
                     var ea = (uint)f[ins.A] + ins.Imm;
-                    if (ea + 4 > storeLimit && (access = memory!.CheckAccess(ea, 4, true)) != -1) goto memoryFault;
+                    if (ea + 4 > storeLimit && (access = _memory!.CheckAccess(ea, 4, true)) != -1) goto memoryFault;
                     Unsafe.WriteUnaligned(mem + ea, (uint)f[ins.B]);
                     continue;
                 }
@@ -334,7 +312,7 @@ public sealed unsafe partial class Execution
                 case Op.F64Store:
                 {
                     var ea = (uint)f[ins.A] + ins.Imm;
-                    if (ea + 8 > storeLimit && (access = memory!.CheckAccess(ea, 8, true)) != -1) goto memoryFault;
+                    if (ea + 8 > storeLimit && (access = _memory!.CheckAccess(ea, 8, true)) != -1) goto memoryFault;
                     Unsafe.WriteUnaligned(mem + ea, f[ins.B]);
                     continue;
                 }
@@ -342,7 +320,7 @@ public sealed unsafe partial class Execution
                 case Op.I64Store8:
                 {
                     var ea = (uint)f[ins.A] + ins.Imm;
-                    if (ea + 1 > storeLimit && (access = memory!.CheckAccess(ea, 1, true)) != -1) goto memoryFault;
+                    if (ea + 1 > storeLimit && (access = _memory!.CheckAccess(ea, 1, true)) != -1) goto memoryFault;
                     *(mem + ea) = (byte)f[ins.B];
                     continue;
                 }
@@ -350,24 +328,24 @@ public sealed unsafe partial class Execution
                 case Op.I64Store16:
                 {
                     var ea = (uint)f[ins.A] + ins.Imm;
-                    if (ea + 2 > storeLimit && (access = memory!.CheckAccess(ea, 2, true)) != -1) goto memoryFault;
+                    if (ea + 2 > storeLimit && (access = _memory!.CheckAccess(ea, 2, true)) != -1) goto memoryFault;
                     Unsafe.WriteUnaligned(mem + ea, (ushort)f[ins.B]);
                     continue;
                 }
                 case Op.MemorySize:
-                    f[ins.A] = memory!.Pages;
+                    f[ins.A] = _memory!.Pages;
                     continue;
                 case Op.MemoryGrow:
-                    f[ins.A] = (uint)memory!.Grow((uint)f[ins.B]);
-                    mem = memory.Base;
-                    loadLimit = memory.LoadLimit;
-                    storeLimit = memory.StoreLimit;
+                    f[ins.A] = (uint)_memory!.Grow((uint)f[ins.B]);
+                    mem = _memory.Base;
+                    loadLimit = _memory.LoadLimit;
+                    storeLimit = _memory.StoreLimit;
                     continue;
                 case Op.MemoryFill:
                 {
                     var operands = f + ins.B;
                     ulong destination = (uint)operands[0], length = (uint)operands[2];
-                    if ((access = memory!.CheckAccess(destination, length, true)) != -1) goto memoryFault;
+                    if ((access = _memory!.CheckAccess(destination, length, true)) != -1) goto memoryFault;
                     NativeMemory.Fill(mem + destination, (nuint)length, (byte)operands[1]);
                     continue;
                 }
@@ -375,8 +353,8 @@ public sealed unsafe partial class Execution
                 {
                     var operands = f + ins.B;
                     ulong destination = (uint)operands[0], source = (uint)operands[1], length = (uint)operands[2];
-                    if ((access = memory!.CheckAccess(source, length, false)) != -1) goto memoryFault;
-                    if ((access = memory.CheckAccess(destination, length, true)) != -1) goto memoryFault;
+                    if ((access = _memory!.CheckAccess(source, length, false)) != -1) goto memoryFault;
+                    if ((access = _memory.CheckAccess(destination, length, true)) != -1) goto memoryFault;
                     NativeMemory.Copy(mem + source, mem + destination, (nuint)length);
                     continue;
                 }
@@ -384,25 +362,25 @@ public sealed unsafe partial class Execution
                 {
                     var operands = f + ins.B;
                     ulong destination = (uint)operands[0], source = (uint)operands[1], length = (uint)operands[2];
-                    var segment = instance.DataSegments[ins.A];
+                    var segment = _instance!.DataSegments[ins.A];
                     if (source + length > (ulong)segment.Length)
                     {
                         trapKind = TrapKind.OutOfBoundsMemoryAccess;
                         goto trap;
                     }
-                    if ((access = memory!.CheckAccess(destination, length, true)) != -1) goto memoryFault;
+                    if ((access = _memory!.CheckAccess(destination, length, true)) != -1) goto memoryFault;
                     segment.Span.Slice((int)source, (int)length).CopyTo(new Span<byte>(mem + destination, (int)length));
                     continue;
                 }
                 case Op.DataDrop:
-                    instance.DataSegments[ins.A] = ReadOnlyMemory<byte>.Empty;
+                    _instance!.DataSegments[ins.A] = ReadOnlyMemory<byte>.Empty;
                     continue;
                 case Op.TableInit:
                 {
                     var operands = f + ins.B;
                     ulong destination = (uint)operands[0], source = (uint)operands[1], length = (uint)operands[2];
-                    var segment = instance.ElementSegments[ins.A];
-                    var table = instance.Tables[ins.C];
+                    var segment = _instance!.ElementSegments[ins.A];
+                    var table = _instance!.Tables[ins.C];
                     if (source + length > (ulong)segment.Length || destination + length > table.Size)
                     {
                         trapKind = TrapKind.OutOfBoundsTableAccess;
@@ -412,14 +390,14 @@ public sealed unsafe partial class Execution
                     continue;
                 }
                 case Op.ElemDrop:
-                    instance.ElementSegments[ins.A] = [];
+                    _instance!.ElementSegments[ins.A] = [];
                     continue;
                 case Op.TableCopy:
                 {
                     var operands = f + ins.B;
                     ulong destination = (uint)operands[0], source = (uint)operands[1], length = (uint)operands[2];
-                    var target = instance.Tables[ins.A];
-                    var origin = instance.Tables[ins.C];
+                    var target = _instance!.Tables[ins.A];
+                    var origin = _instance!.Tables[ins.C];
                     if (source + length > origin.Size || destination + length > target.Size)
                     {
                         trapKind = TrapKind.OutOfBoundsTableAccess;
@@ -431,17 +409,17 @@ public sealed unsafe partial class Execution
                 case Op.TableGrow:
                 {
                     var operands = f + ins.B;
-                    f[ins.A] = (uint)instance.Tables[ins.C].Grow((uint)operands[1], operands[0]);
+                    f[ins.A] = (uint)_instance!.Tables[ins.C].Grow((uint)operands[1], operands[0]);
                     continue;
                 }
                 case Op.TableSize:
-                    f[ins.A] = instance.Tables[ins.B].Size;
+                    f[ins.A] = _instance!.Tables[ins.B].Size;
                     continue;
                 case Op.TableFill:
                 {
                     var operands = f + ins.B;
                     ulong start = (uint)operands[0], length = (uint)operands[2];
-                    var table = instance.Tables[ins.A];
+                    var table = _instance!.Tables[ins.A];
                     if (start + length > table.Size)
                     {
                         trapKind = TrapKind.OutOfBoundsTableAccess;
@@ -513,12 +491,9 @@ public sealed unsafe partial class Execution
                     continue;
                 }
                 case Op.I64DivU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
-                    f[ins.A] = a / b;
+                    if ((f[ins.C]) == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    f[ins.A] = (f[ins.B]) / (f[ins.C]);
                     continue;
-                }
                 case Op.I64RemS:
                 {
                     long a = (long)f[ins.B], b = (long)f[ins.C];
@@ -527,12 +502,9 @@ public sealed unsafe partial class Execution
                     continue;
                 }
                 case Op.I64RemU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if (b == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
-                    f[ins.A] = a % b;
+                    if ((f[ins.C]) == 0) { trapKind = TrapKind.IntegerDivideByZero; goto trap; }
+                    f[ins.A] = (f[ins.B]) % (f[ins.C]);
                     continue;
-                }
 
                 case Op.F32Abs:
                     f[ins.A] = f[ins.B] & 0x7FFF_FFFFUL;
@@ -682,7 +654,7 @@ public sealed unsafe partial class Execution
                 case Op.I64TruncF64S:
                 case Op.I64TruncF64U:
                 {
-                    if (!FloatOps.TryTruncate(ins.Op, f[ins.B], out var result, out trapKind)) goto trap;
+                    if (!FloatOps.TryTruncate(ins.Op, f[ins.B], out result, out trapKind)) goto trap;
                     f[ins.A] = result;
                     continue;
                 }
@@ -698,485 +670,245 @@ public sealed unsafe partial class Execution
                     continue;
 
                 case Op.I32Add:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a + (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) + (uint)(f[ins.C]));
                     continue;
-                }
                 case Op.I32AddImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a + (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) + (uint)(ins.Imm));
                     continue;
-                }
                 case Op.I32Sub:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a - (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) - (uint)(f[ins.C]));
                     continue;
-                }
                 case Op.I32SubImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a - (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) - (uint)(ins.Imm));
                     continue;
-                }
                 case Op.I32Mul:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a * (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) * (uint)(f[ins.C]));
                     continue;
-                }
                 case Op.I32MulImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a * (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) * (uint)(ins.Imm));
                     continue;
-                }
                 case Op.I32And:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a & (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) & (uint)(f[ins.C]));
                     continue;
-                }
                 case Op.I32AndImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a & (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) & (uint)(ins.Imm));
                     continue;
-                }
                 case Op.I32Or:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a | (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) | (uint)(f[ins.C]));
                     continue;
-                }
                 case Op.I32OrImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a | (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) | (uint)(ins.Imm));
                     continue;
-                }
                 case Op.I32Xor:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a ^ (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) ^ (uint)(f[ins.C]));
                     continue;
-                }
                 case Op.I32XorImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a ^ (uint)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) ^ (uint)(ins.Imm));
                     continue;
-                }
                 case Op.I32Shl:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a << (int)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) << (int)(f[ins.C]));
                     continue;
-                }
                 case Op.I32ShlImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a << (int)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) << (int)(ins.Imm));
                     continue;
-                }
                 case Op.I32ShrS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)((int)a >> (int)b));
+                    f[ins.A] = (uint)((uint)((int)(f[ins.B]) >> (int)(f[ins.C])));
                     continue;
-                }
                 case Op.I32ShrSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)((int)a >> (int)b));
+                    f[ins.A] = (uint)((uint)((int)(f[ins.B]) >> (int)(ins.Imm)));
                     continue;
-                }
                 case Op.I32ShrU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a >> (int)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) >> (int)(f[ins.C]));
                     continue;
-                }
                 case Op.I32ShrUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a >> (int)b);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) >> (int)(ins.Imm));
                     continue;
-                }
                 case Op.I32Rotl:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)(BitOperations.RotateLeft((uint)a, (int)b));
+                    f[ins.A] = (uint)(BitOperations.RotateLeft((uint)(f[ins.B]), (int)(f[ins.C])));
                     continue;
-                }
                 case Op.I32Rotr:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)(BitOperations.RotateRight((uint)a, (int)b));
+                    f[ins.A] = (uint)(BitOperations.RotateRight((uint)(f[ins.B]), (int)(f[ins.C])));
                     continue;
-                }
                 case Op.I32Eq:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a == (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) == (uint)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32EqImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a == (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) == (uint)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32Ne:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a != (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) != (uint)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32NeImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a != (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) != (uint)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32LtS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((int)a < (int)b ? 1u : 0u);
+                    f[ins.A] = (uint)((int)(f[ins.B]) < (int)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32LtSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((int)a < (int)b ? 1u : 0u);
+                    f[ins.A] = (uint)((int)(f[ins.B]) < (int)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32LtU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a < (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) < (uint)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32LtUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a < (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) < (uint)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32GtS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((int)a > (int)b ? 1u : 0u);
+                    f[ins.A] = (uint)((int)(f[ins.B]) > (int)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32GtSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((int)a > (int)b ? 1u : 0u);
+                    f[ins.A] = (uint)((int)(f[ins.B]) > (int)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32GtU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a > (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) > (uint)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32GtUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a > (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) > (uint)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32LeS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((int)a <= (int)b ? 1u : 0u);
+                    f[ins.A] = (uint)((int)(f[ins.B]) <= (int)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32LeSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((int)a <= (int)b ? 1u : 0u);
+                    f[ins.A] = (uint)((int)(f[ins.B]) <= (int)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32LeU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a <= (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) <= (uint)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32LeUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a <= (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) <= (uint)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32GeS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((int)a >= (int)b ? 1u : 0u);
+                    f[ins.A] = (uint)((int)(f[ins.B]) >= (int)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32GeSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((int)a >= (int)b ? 1u : 0u);
+                    f[ins.A] = (uint)((int)(f[ins.B]) >= (int)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32GeU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (uint)((uint)a >= (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) >= (uint)(f[ins.C]) ? 1u : 0u);
                     continue;
-                }
                 case Op.I32GeUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (uint)((uint)a >= (uint)b ? 1u : 0u);
+                    f[ins.A] = (uint)((uint)(f[ins.B]) >= (uint)(ins.Imm) ? 1u : 0u);
                     continue;
-                }
                 case Op.I64Add:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a + b;
+                    f[ins.A] = (f[ins.B]) + (f[ins.C]);
                     continue;
-                }
                 case Op.I64AddImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a + b;
+                    f[ins.A] = (f[ins.B]) + (ins.Imm);
                     continue;
-                }
                 case Op.I64Sub:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a - b;
+                    f[ins.A] = (f[ins.B]) - (f[ins.C]);
                     continue;
-                }
                 case Op.I64SubImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a - b;
+                    f[ins.A] = (f[ins.B]) - (ins.Imm);
                     continue;
-                }
                 case Op.I64Mul:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a * b;
+                    f[ins.A] = (f[ins.B]) * (f[ins.C]);
                     continue;
-                }
                 case Op.I64MulImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a * b;
+                    f[ins.A] = (f[ins.B]) * (ins.Imm);
                     continue;
-                }
                 case Op.I64And:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a & b;
+                    f[ins.A] = (f[ins.B]) & (f[ins.C]);
                     continue;
-                }
                 case Op.I64AndImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a & b;
+                    f[ins.A] = (f[ins.B]) & (ins.Imm);
                     continue;
-                }
                 case Op.I64Or:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a | b;
+                    f[ins.A] = (f[ins.B]) | (f[ins.C]);
                     continue;
-                }
                 case Op.I64OrImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a | b;
+                    f[ins.A] = (f[ins.B]) | (ins.Imm);
                     continue;
-                }
                 case Op.I64Xor:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a ^ b;
+                    f[ins.A] = (f[ins.B]) ^ (f[ins.C]);
                     continue;
-                }
                 case Op.I64XorImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a ^ b;
+                    f[ins.A] = (f[ins.B]) ^ (ins.Imm);
                     continue;
-                }
                 case Op.I64Shl:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a << (int)b;
+                    f[ins.A] = (f[ins.B]) << (int)(f[ins.C]);
                     continue;
-                }
                 case Op.I64ShlImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a << (int)b;
+                    f[ins.A] = (f[ins.B]) << (int)(ins.Imm);
                     continue;
-                }
                 case Op.I64ShrS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (ulong)((long)a >> (int)b);
+                    f[ins.A] = (ulong)((long)(f[ins.B]) >> (int)(f[ins.C]));
                     continue;
-                }
                 case Op.I64ShrSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (ulong)((long)a >> (int)b);
+                    f[ins.A] = (ulong)((long)(f[ins.B]) >> (int)(ins.Imm));
                     continue;
-                }
                 case Op.I64ShrU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a >> (int)b;
+                    f[ins.A] = (f[ins.B]) >> (int)(f[ins.C]);
                     continue;
-                }
                 case Op.I64ShrUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a >> (int)b;
+                    f[ins.A] = (f[ins.B]) >> (int)(ins.Imm);
                     continue;
-                }
                 case Op.I64Rotl:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = BitOperations.RotateLeft(a, (int)b);
+                    f[ins.A] = BitOperations.RotateLeft((f[ins.B]), (int)(f[ins.C]));
                     continue;
-                }
                 case Op.I64Rotr:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = BitOperations.RotateRight(a, (int)b);
+                    f[ins.A] = BitOperations.RotateRight((f[ins.B]), (int)(f[ins.C]));
                     continue;
-                }
                 case Op.I64Eq:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a == b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) == (f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64EqImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a == b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) == (ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64Ne:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a != b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) != (f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64NeImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a != b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) != (ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64LtS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (long)a < (long)b ? 1UL : 0UL;
+                    f[ins.A] = (long)(f[ins.B]) < (long)(f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64LtSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (long)a < (long)b ? 1UL : 0UL;
+                    f[ins.A] = (long)(f[ins.B]) < (long)(ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64LtU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a < b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) < (f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64LtUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a < b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) < (ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64GtS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (long)a > (long)b ? 1UL : 0UL;
+                    f[ins.A] = (long)(f[ins.B]) > (long)(f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64GtSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (long)a > (long)b ? 1UL : 0UL;
+                    f[ins.A] = (long)(f[ins.B]) > (long)(ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64GtU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a > b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) > (f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64GtUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a > b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) > (ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64LeS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (long)a <= (long)b ? 1UL : 0UL;
+                    f[ins.A] = (long)(f[ins.B]) <= (long)(f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64LeSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (long)a <= (long)b ? 1UL : 0UL;
+                    f[ins.A] = (long)(f[ins.B]) <= (long)(ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64LeU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a <= b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) <= (f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64LeUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a <= b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) <= (ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64GeS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = (long)a >= (long)b ? 1UL : 0UL;
+                    f[ins.A] = (long)(f[ins.B]) >= (long)(f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64GeSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = (long)a >= (long)b ? 1UL : 0UL;
+                    f[ins.A] = (long)(f[ins.B]) >= (long)(ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64GeU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    f[ins.A] = a >= b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) >= (f[ins.C]) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.I64GeUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    f[ins.A] = a >= b ? 1UL : 0UL;
+                    f[ins.A] = (f[ins.B]) >= (ins.Imm) ? 1UL : 0UL;
                     continue;
-                }
                 case Op.F32Eq:
                 {
                     f[ins.A] = F32(f[ins.B]) == F32(f[ins.C]) ? 1UL : 0UL;
@@ -1238,199 +970,119 @@ public sealed unsafe partial class Execution
                     continue;
                 }
                 case Op.BrI32Eq:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((uint)a == (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) == (uint)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32EqImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((uint)a == (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) == (uint)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32Ne:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((uint)a != (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) != (uint)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32NeImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((uint)a != (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) != (uint)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32LtS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((int)a < (int)b) pc = ins.A;
+                    if ((int)(f[ins.B]) < (int)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32LtSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((int)a < (int)b) pc = ins.A;
+                    if ((int)(f[ins.B]) < (int)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32LtU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((uint)a < (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) < (uint)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32LtUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((uint)a < (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) < (uint)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32GtS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((int)a > (int)b) pc = ins.A;
+                    if ((int)(f[ins.B]) > (int)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32GtSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((int)a > (int)b) pc = ins.A;
+                    if ((int)(f[ins.B]) > (int)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32GtU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((uint)a > (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) > (uint)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32GtUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((uint)a > (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) > (uint)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32LeS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((int)a <= (int)b) pc = ins.A;
+                    if ((int)(f[ins.B]) <= (int)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32LeSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((int)a <= (int)b) pc = ins.A;
+                    if ((int)(f[ins.B]) <= (int)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32LeU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((uint)a <= (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) <= (uint)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32LeUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((uint)a <= (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) <= (uint)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32GeS:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((int)a >= (int)b) pc = ins.A;
+                    if ((int)(f[ins.B]) >= (int)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32GeSImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((int)a >= (int)b) pc = ins.A;
+                    if ((int)(f[ins.B]) >= (int)(ins.Imm)) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32GeU:
-                {
-                    ulong a = f[ins.B], b = f[ins.C];
-                    if ((uint)a >= (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) >= (uint)(f[ins.C])) ip += ins.A;
                     continue;
-                }
                 case Op.BrI32GeUImm:
-                {
-                    ulong a = f[ins.B], b = ins.Imm;
-                    if ((uint)a >= (uint)b) pc = ins.A;
+                    if ((uint)(f[ins.B]) >= (uint)(ins.Imm)) ip += ins.A;
                     continue;
-                }
 
                 default:
-                    throw new InvalidOperationException($"corrupt internal code: {ins.Op} at pc {pc - 1}");
+                    throw new InvalidOperationException($"corrupt internal code: {ins.Op} at pc {ip - _codeBase - 1}");
             }
 
         callWasm:
             {
-                var newFp = (f - stackBase) + argBase;
-                if (_depth >= maxDepth)
+                var newFp = (f - _stackBase) + argBase;
+                if (_depth >= _maxDepth)
                 {
                     trapKind = TrapKind.CallStackExhausted;
                     goto trap;
                 }
                 if (newFp + callee.FrameSize > _stack.Length)
                 {
-                    var fpOffset = f - stackBase;
+                    var fpOffset = f - _stackBase;
                     if (!GrowStack(newFp + callee.FrameSize))
                     {
                         trapKind = TrapKind.CallStackExhausted;
                         goto trap;
                     }
-                    stackBase = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_stack));
-                    f = stackBase + fpOffset;
+                    _stackBase = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_stack));
+                    f = _stackBase + fpOffset;
                 }
-                PushFrame(new Frame(fn, pc, (int)(f - stackBase), step));
-                f = stackBase + newFp;
+                PushFrame(new Frame(_function!, (int)(ip - _codeBase), (int)(f - _stackBase), _step));
+                f = _stackBase + newFp;
                 for (var i = callee.ParamCount; i < callee.LocalCount; i++) f[i] = 0;
-                fn = callee;
-                step = false;
-                code = fn.Fast.Instrs;
-                branchTable = fn.Fast.BranchTable;
-                pc = 0;
-                if (fn.Instance != instance)
+                if (callee.Instance == _instance)
                 {
-                    instance = fn.Instance;
-                    globals = instance.Globals;
-                    memory = instance.Memory;
-                    mem = memory is null ? null : memory.Base;
-                    loadLimit = memory?.LoadLimit ?? 0;
-                    storeLimit = memory?.StoreLimit ?? 0;
+                    _function = callee;
+                    _step = false;
+                    _codeBase = ip = callee.Fast.Start;
+                    _branchTable = callee.Fast.BranchTable;
+                    continue;
                 }
+                ip = Enter(callee, false, 0);
+                mem = _memory is null ? null : _memory.Base;
+                loadLimit = _memory?.LoadLimit ?? 0;
+                storeLimit = _memory?.StoreLimit ?? 0;
                 continue;
             }
 
         callHost:
             {
-                var type = hostCallee.Type;
-                var resultCount = type.Results.Length;
-                if (_hostResults.Length < resultCount) _hostResults = new ulong[resultCount];
-                _hostContext.Caller = instance;
-                SavePosition(fn, pc, (int)(f - stackBase), step);
-                try
+                SavePosition((int)(ip - _codeBase), (int)(f - _stackBase));
+                status = CallHost(hostCallee, _instance!, f + argBase);
+                if (status != ExecutionStatus.Ready)
                 {
-                    hostCallee.Callback(_hostContext, new ReadOnlySpan<ulong>(f + argBase, type.Parameters.Length), _hostResults.AsSpan(0, resultCount));
-                }
-                catch (ProcessExitException exit)
-                {
-                    ExitCode = exit.Code;
-                    _function = null;
                     fuelRef = fuel;
-                    return ExecutionStatus.Finished;
+                    return status;
                 }
-                catch (Exception failure)
-                {
-                    Trap = failure as TrapException ?? HostFailure(hostCallee, failure);
-                    _function = null;
-                    fuelRef = fuel;
-                    return ExecutionStatus.Trapped;
-                }
-                for (var i = 0; i < resultCount; i++) f[argBase + i] = _hostResults[i];
-                memory = instance.Memory;
-                mem = memory is null ? null : memory.Base;
-                loadLimit = memory?.LoadLimit ?? 0;
-                storeLimit = memory?.StoreLimit ?? 0;
+                mem = _memory is null ? null : _memory.Base;
+                loadLimit = _memory?.LoadLimit ?? 0;
+                storeLimit = _memory?.StoreLimit ?? 0;
                 continue;
             }
         }
@@ -1443,28 +1095,74 @@ public sealed unsafe partial class Execution
         }
         // The faulting instruction has had no effect; it runs again once the frame is present.
         AbsentFrame = access;
-        pc--;
+        ip--;
         status = ExecutionStatus.FrameAbsent;
         goto suspend;
 
     trap:
-        Trap = MakeTrap(trapKind, fn, pc - 1, step);
+        Trap = MakeTrap(trapKind, _function!, (int)(ip - _codeBase) - 1, _step);
         _function = null;
         fuelRef = fuel;
         return ExecutionStatus.Trapped;
 
     suspend:
         if (status == ExecutionStatus.Paused) Volatile.Write(ref _pauseRequested, 0);
-        SavePosition(fn, pc, (int)(f - stackBase), step);
+        SavePosition((int)(ip - _codeBase), (int)(f - _stackBase));
         fuelRef = fuel;
         return status;
     }
 
-    private void SavePosition(CompiledFunction function, int pc, int fp, bool step)
+    /// <summary>
+    /// Calls a host function with arguments and results in place at <paramref name="slots"/>. Returns Ready to
+    /// continue, or the status that ends the run. Kept out of the run loop so its exception handling does not
+    /// pin the loop's locals to memory.
+    /// </summary>
+    private ExecutionStatus CallHost(HostFunction host, Instance caller, ulong* slots)
     {
-        _function = function;
+        var type = host.Type;
+        var resultCount = type.Results.Length;
+        if (_hostResults.Length < resultCount) _hostResults = new ulong[resultCount];
+        _hostContext.Caller = caller;
+        try
+        {
+            host.Callback(_hostContext, new ReadOnlySpan<ulong>(slots, type.Parameters.Length), _hostResults.AsSpan(0, resultCount));
+        }
+        catch (ProcessExitException exit)
+        {
+            ExitCode = exit.Code;
+            _function = null;
+            return ExecutionStatus.Finished;
+        }
+        catch (Exception failure)
+        {
+            Trap = failure as TrapException ?? HostFailure(host, failure);
+            _function = null;
+            return ExecutionStatus.Trapped;
+        }
+        for (var i = 0; i < resultCount; i++) slots[i] = _hostResults[i];
+        return ExecutionStatus.Ready;
+    }
+
+    private void SavePosition(int pc, int fp)
+    {
         _pc = pc;
         _fp = fp;
+    }
+
+    /// <summary>Switches to a function's fast or step code at a pc, loading its instance's context into fields.</summary>
+    private Instr* Enter(CompiledFunction function, bool step, int pc)
+    {
+        _function = function;
         _step = step;
+        var code = step ? function.Step : function.Fast;
+        _codeBase = code.Start;
+        _branchTable = code.BranchTable;
+        if (function.Instance != _instance)
+        {
+            _instance = function.Instance;
+            _globals = _instance.Globals;
+            _memory = _instance.Memory;
+        }
+        return _codeBase + pc;
     }
 }

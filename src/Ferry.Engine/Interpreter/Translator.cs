@@ -151,7 +151,26 @@ internal sealed class Translator
             }
             dead = TranslateInstruction(ref reader, opcode, dead);
         }
+        MakeBranchesRelative();
         return new CodeBlock { Instrs = [.. _code], Offsets = [.. _offsets], BranchTable = [.. _branchTable] };
+    }
+
+    /// <summary>Branch targets become offsets from the instruction after the branch, so the run loop needs no code base.</summary>
+    private void MakeBranchesRelative()
+    {
+        for (var pc = 0; pc < _code.Count; pc++)
+        {
+            var instr = _code[pc];
+            if (instr.Op is Op.Br or Op.BrIf or Op.BrIfNot or >= Op.BrI32Eqz)
+            {
+                instr.A -= pc + 1;
+                _code[pc] = instr;
+            }
+            else if (instr.Op == Op.BrTable)
+            {
+                for (var i = 0; i < instr.C; i++) _branchTable[instr.A + i] -= pc + 1;
+            }
+        }
     }
 
     /// <summary>Charges one unit of fuel for the instruction at <paramref name="index"/>.</summary>

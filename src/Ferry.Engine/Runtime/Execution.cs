@@ -42,6 +42,14 @@ public sealed partial class Execution
     private int _fp;
     private bool _step;
     private int _pauseRequested;
+    // The run loop's rarely changing context, kept in fields so the loop's locals fit in registers.
+    private unsafe Instr* _codeBase;
+    private unsafe ulong* _stackBase;
+    private int[] _branchTable = [];
+    private Instance? _instance;
+    private GlobalInstance[] _globals = [];
+    private Memory.LinearMemory? _memory;
+    private readonly int _maxDepth;
     private ulong[] _hostResults = new ulong[8];
 
     internal Execution(Store store, FunctionInstance entry, Value[] arguments)
@@ -49,6 +57,7 @@ public sealed partial class Execution
         _store = store;
         _entry = entry;
         _hostContext = new HostCallContext(this);
+        _maxDepth = store.Options.MaxCallDepth - 1;
         var parameters = entry.Type.Parameters;
         if (arguments.Length != parameters.Length)
             throw new ArgumentException($"{entry.Name ?? "function"} takes {parameters.Length} arguments, got {arguments.Length}");
