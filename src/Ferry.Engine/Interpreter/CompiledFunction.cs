@@ -22,7 +22,9 @@ internal sealed unsafe class CodeBlock
 
     /// <summary>Module byte offset of the Wasm instruction each internal instruction came from (for traps).</summary>
     public required int[] Offsets { get; init; }
-    /// <summary>Targets of br_table instructions, as pcs.</summary>
+    /// <summary>Index of the Wasm instruction each internal instruction came from (its stable position).</summary>
+    public required int[] Instructions { get; init; }
+    /// <summary>Targets of br_table instructions, as offsets from the instruction after the br_table.</summary>
     public required int[] BranchTable { get; init; }
 }
 
@@ -47,4 +49,6 @@ internal sealed class CompiledFunction
     public required HostFunction[] HostCallees { get; init; }
     /// <summary>For each Wasm instruction index, the pc of its fuel head in <see cref="Step"/>, or -1 (structural or dead).</summary>
     public required int[] StepPcOfInstruction { get; init; }
+    /// <summary>For each call instruction's Wasm index, the pc in <see cref="Step"/> where its caller resumes.</summary>
+    public required IReadOnlyDictionary<int, int> StepReturnPcOfCall { get; init; }
 }

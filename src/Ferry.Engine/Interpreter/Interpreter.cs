@@ -48,7 +48,8 @@ public sealed unsafe partial class Execution
             switch (ins.Op)
             {
                 case Op.FuelFast:
-                    if (Volatile.Read(ref _pauseRequested) != 0)
+                    // A head with no instructions has no stable position to pause at; the next head does.
+                    if (ins.Imm != 0 && Volatile.Read(ref _pauseRequested) != 0)
                     {
                         ip--;
                         status = ExecutionStatus.Paused;

@@ -46,6 +46,7 @@ internal sealed class Translator
 
     private readonly List<Instr> _code = [];
     private readonly List<int> _offsets = [];
+    private readonly List<int> _instructions = [];
     private readonly List<int> _branchTable = [];
     private readonly List<WasmFunction> _callees = [];
     private readonly List<HostFunction> _hostCallees = [];
@@ -55,6 +56,7 @@ internal sealed class Translator
     private int _maxHeight;
 
     private int _currentOffset;
+    private int _currentInstruction;
     private int _instructionIndex;
     private int _head = -1;
     private bool _needHead = true;
@@ -97,6 +99,12 @@ internal sealed class Translator
             stepHead.C = (int)head.Imm;
         }
 
+        var stepReturnPcs = new Dictionary<int, int>();
+        for (var pc = 0; pc < stepCode.Instrs.Length; pc++)
+        {
+            if (stepCode.Instrs[pc].Op is Op.CallWasm or Op.CallHost or Op.CallIndirect) stepReturnPcs[stepCode.Instructions[pc]] = pc + 1;
+        }
+
         return new CompiledFunction
         {
             Function = function,
@@ -111,6 +119,7 @@ internal sealed class Translator
             Callees = [.. fast._callees],
             HostCallees = [.. fast._hostCallees],
             StepPcOfInstruction = stepPcs,
+            StepReturnPcOfCall = stepReturnPcs,
         };
     }
 
@@ -125,6 +134,7 @@ internal sealed class Translator
             _currentOffset = reader.Offset;
             var opcode = reader.ReadByte();
             var index = _instructionIndex++;
+            _currentInstruction = index;
             if (dead)
             {
                 switch (opcode)
@@ -152,7 +162,7 @@ internal sealed class Translator
             dead = TranslateInstruction(ref reader, opcode, dead);
         }
         MakeBranchesRelative();
-        return new CodeBlock { Instrs = [.. _code], Offsets = [.. _offsets], BranchTable = [.. _branchTable] };
+        return new CodeBlock { Instrs = [.. _code], Offsets = [.. _offsets], Instructions = [.. _instructions], BranchTable = [.. _branchTable] };
     }
 
     /// <summary>Branch targets become offsets from the instruction after the branch, so the run loop needs no code base.</summary>
@@ -223,6 +233,7 @@ internal sealed class Translator
     {
         _code.Add(instr);
         _offsets.Add(_currentOffset);
+        _instructions.Add(_currentInstruction);
         _producer = -1;
         return _code.Count - 1;
     }
@@ -685,6 +696,7 @@ internal sealed class Translator
             {
                 _code.RemoveAt(_code.Count - 1);
                 _offsets.RemoveAt(_offsets.Count - 1);
+                _instructions.RemoveAt(_instructions.Count - 1);
                 Pop();
                 MaterializeAll();
                 return Emit(new Instr(branchOp, 0, producer.B, producer.C, producer.Imm));

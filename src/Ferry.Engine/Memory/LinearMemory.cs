@@ -4,17 +4,20 @@ using Ferry.Wasm;
 namespace Ferry.Engine.Memory;
 
 /// <summary>
-/// A linear memory in native memory, tracked in 4 KiB frames. The interpreter reads and writes through
+/// A linear memory in a pinned managed array (so spans over it keep it alive), tracked in 4 KiB frames. The interpreter reads and writes through
 /// <see cref="Base"/> after checking an address against <see cref="LoadLimit"/> or <see cref="StoreLimit"/>;
 /// tracking lowers those limits to zero so every access takes the checked slow path, which keeps the
 /// untracked fast path at a single bounds comparison.
 /// </summary>
-public sealed unsafe class LinearMemory : IDisposable
+public sealed unsafe class LinearMemory
 {
     public const int FrameSize = 4096;
     public const int FrameShift = 12;
     public const int FramesPerPage = MemoryType.PageSize / FrameSize;
+    /// <summary>The most pages one memory can have in Ferry: a .NET array holds just under 2 GiB.</summary>
+    public const uint MaxSupportedPages = (uint)(0x7FFF_FFC7L / MemoryType.PageSize);
 
+    private byte[] _bytes;
     private byte* _base;
     private ulong _size;
     private bool _dirtyTracking;
@@ -23,16 +26,15 @@ public sealed unsafe class LinearMemory : IDisposable
     public LinearMemory(MemoryType type, uint maxPagesAllowed = MemoryType.MaxPages)
     {
         Type = type;
-        MaxPages = Math.Min(type.Limits.Max ?? MemoryType.MaxPages, maxPagesAllowed);
-        var bytes = (ulong)type.Limits.Min * MemoryType.PageSize;
-        _base = (byte*)NativeMemory.AllocZeroed((nuint)Math.Max(bytes, 1));
-        _size = bytes;
+        MaxPages = Math.Min(Math.Min(type.Limits.Max ?? MemoryType.MaxPages, maxPagesAllowed), MaxSupportedPages);
+        if (type.Limits.Min > MaxPages) throw new OutOfMemoryException($"a memory of {type.Limits.Min} pages is larger than Ferry supports ({MaxPages} pages)");
+        _bytes = Allocate((ulong)type.Limits.Min * MemoryType.PageSize);
+        _base = AddressOf(_bytes);
+        _size = (ulong)_bytes.Length;
         Dirty = new FrameBitmap(FrameCount);
         Present = new FrameBitmap(FrameCount);
         UpdateLimits();
     }
-
-    ~LinearMemory() => Free();
 
     public MemoryType Type { get; private set; }
     public uint MaxPages { get; }
@@ -49,9 +51,6 @@ public sealed unsafe class LinearMemory : IDisposable
     public FrameBitmap Dirty { get; }
     /// <summary>Frames whose contents are here (post-copy); consulted only while presence tracking is on.</summary>
     public FrameBitmap Present { get; }
-
-    /// <summary>Counts growths: holders of <see cref="Base"/> reload it when this changes.</summary>
-    public int Generation { get; private set; }
 
     public bool DirtyTracking
     {
@@ -73,14 +72,19 @@ public sealed unsafe class LinearMemory : IDisposable
         }
     }
 
-    public Span<byte> Span => _size == 0 ? Span<byte>.Empty : new Span<byte>(_base, checked((int)_size));
+    public Span<byte> Span => _bytes;
 
     /// <summary>A view of [offset, offset+length); throws when out of bounds.</summary>
     public Span<byte> Slice(ulong offset, int length)
     {
         if (length < 0 || offset + (ulong)length > _size) throw new ArgumentOutOfRangeException(nameof(offset));
-        return new Span<byte>(_base + offset, length);
+        return _bytes.AsSpan((int)offset, length);
     }
+
+    private static byte[] Allocate(ulong size) => GC.AllocateArray<byte>(checked((int)size), pinned: true);
+
+    private static byte* AddressOf(byte[] bytes) =>
+        (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(bytes));
 
     private void UpdateLimits()
     {
@@ -115,27 +119,26 @@ public sealed unsafe class LinearMemory : IDisposable
         if (deltaPages == 0) return (int)oldPages;
         var newPages = (ulong)oldPages + deltaPages;
         if (newPages > MaxPages) return -1;
-        var newSize = newPages * MemoryType.PageSize;
-        byte* grown;
+        byte[] grown;
         try
         {
-            grown = (byte*)NativeMemory.Realloc(_base, (nuint)newSize);
+            grown = Allocate(newPages * MemoryType.PageSize);
         }
         catch (OutOfMemoryException)
         {
             return -1;
         }
-        NativeMemory.Clear(grown + _size, (nuint)(newSize - _size));
+        _bytes.CopyTo(grown, 0);
         var oldFrames = FrameCount;
-        _base = grown;
-        _size = newSize;
+        _bytes = grown;
+        _base = AddressOf(grown);
+        _size = (ulong)grown.Length;
         Type = new MemoryType(Type.Limits with { Min = (uint)newPages });
         Dirty.EnsureCapacity(FrameCount);
         Present.EnsureCapacity(FrameCount);
         // Zero-filled growth is present by definition, and counts as written for pre-copy.
         Present.SetRange(oldFrames, FrameCount - 1);
         if (_dirtyTracking) Dirty.SetRange(oldFrames, FrameCount - 1);
-        Generation++;
         UpdateLimits();
         return (int)oldPages;
     }
@@ -144,29 +147,13 @@ public sealed unsafe class LinearMemory : IDisposable
     public void WriteFrame(long frame, ReadOnlySpan<byte> contents)
     {
         if (contents.Length != FrameSize || frame < 0 || frame >= FrameCount) throw new ArgumentOutOfRangeException(nameof(frame));
-        contents.CopyTo(new Span<byte>(_base + (frame << FrameShift), FrameSize));
+        contents.CopyTo(_bytes.AsSpan((int)(frame << FrameShift), FrameSize));
         Present.Set(frame);
     }
 
     public ReadOnlySpan<byte> Frame(long frame)
     {
         if (frame < 0 || frame >= FrameCount) throw new ArgumentOutOfRangeException(nameof(frame));
-        return new ReadOnlySpan<byte>(_base + (frame << FrameShift), FrameSize);
-    }
-
-    public void Dispose()
-    {
-        Free();
-        GC.SuppressFinalize(this);
-    }
-
-    private void Free()
-    {
-        if (_base == null) return;
-        NativeMemory.Free(_base);
-        _base = null;
-        _size = 0;
-        LoadLimit = 0;
-        StoreLimit = 0;
+        return _bytes.AsSpan((int)(frame << FrameShift), FrameSize);
     }
 }

@@ -76,6 +76,21 @@ public sealed partial class Execution
         }
     }
 
+    /// <summary>A restored execution: stopped where the state was captured, resumable with <see cref="Run"/>.</summary>
+    private Execution(Store store, WasmFunction entry, ExecutionState state)
+    {
+        _store = store;
+        _entry = entry;
+        _hostContext = new HostCallContext(this);
+        _maxDepth = store.Options.MaxCallDepth - 1;
+        var largestFrame = 0;
+        foreach (var frame in state.Frames) largestFrame = Math.Max(largestFrame, entry.Instance.Function(frame.FunctionIndex) is WasmFunction f ? f.Compiled.FrameSize : 0);
+        _stack = GC.AllocateArray<ulong>(Math.Max(InitialStackSlots, (state.Stack.Length + largestFrame) * 2), pinned: true);
+        state.Stack.CopyTo(_stack, 0);
+        InstructionsExecuted = state.InstructionsExecuted;
+        Status = ExecutionStatus.Paused;
+    }
+
     public ExecutionStatus Status { get; private set; } = ExecutionStatus.Ready;
     /// <summary>The entry function's results, once <see cref="Status"/> is Finished.</summary>
     public Value[] Results { get; private set; } = [];
