@@ -61,6 +61,7 @@ internal static class ModuleDecoder
             throw new MalformedModuleException("function and code section have inconsistent lengths", bytes.Length);
         if (builder.DataCount is { } count && count != builder.Data.Length)
             throw new MalformedModuleException("data count and data section have inconsistent lengths", bytes.Length);
+        foreach (var body in builder.Codes) CodeScanner.Scan(body);
         return builder.Build(bytes);
     }
 
