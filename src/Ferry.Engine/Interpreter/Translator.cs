@@ -141,7 +141,7 @@ internal sealed class Translator
                 {
                     case Opcodes.Block or Opcodes.Loop or Opcodes.If:
                         deadDepth++;
-                        SkipImmediates(ref reader, opcode);
+                        CodeScanner.SkipImmediates(ref reader, opcode);
                         continue;
                     case Opcodes.End when deadDepth > 0:
                         deadDepth--;
@@ -151,7 +151,7 @@ internal sealed class Translator
                     case Opcodes.End or Opcodes.Else:
                         break;
                     default:
-                        SkipImmediates(ref reader, opcode);
+                        CodeScanner.SkipImmediates(ref reader, opcode);
                         continue;
                 }
             }
@@ -879,71 +879,5 @@ internal sealed class Translator
         if (_height > _maxHeight) _maxHeight = _height;
         _producer = -1;
         return dead && !hasIncoming;
-    }
-
-    private static void SkipImmediates(ref WasmReader r, byte opcode)
-    {
-        switch (opcode)
-        {
-            case Opcodes.Block or Opcodes.Loop or Opcodes.If:
-                r.ReadVarS33();
-                break;
-            case Opcodes.Br or Opcodes.BrIf or Opcodes.Call or Opcodes.LocalGet or Opcodes.LocalSet or Opcodes.LocalTee
-                or Opcodes.GlobalGet or Opcodes.GlobalSet or Opcodes.TableGet or Opcodes.TableSet or Opcodes.RefFunc:
-                r.ReadVarU32();
-                break;
-            case Opcodes.BrTable:
-            {
-                var count = r.ReadVarU32();
-                for (var i = 0u; i <= count; i++) r.ReadVarU32();
-                break;
-            }
-            case Opcodes.CallIndirect:
-                r.ReadVarU32();
-                r.ReadVarU32();
-                break;
-            case Opcodes.SelectTyped:
-            {
-                var count = r.ReadVarU32();
-                for (var i = 0u; i < count; i++) r.ReadByte();
-                break;
-            }
-            case >= Opcodes.I32Load and <= Opcodes.I64Store32:
-                r.ReadVarU32();
-                r.ReadVarU32();
-                break;
-            case Opcodes.MemorySize or Opcodes.MemoryGrow or Opcodes.RefNull:
-                r.ReadByte();
-                break;
-            case Opcodes.I32Const:
-                r.ReadVarI32();
-                break;
-            case Opcodes.I64Const:
-                r.ReadVarI64();
-                break;
-            case Opcodes.F32Const:
-                r.ReadF32Bits();
-                break;
-            case Opcodes.F64Const:
-                r.ReadF64Bits();
-                break;
-            case Opcodes.PrefixFC:
-                switch (r.ReadVarU32())
-                {
-                    case OpcodesFC.MemoryInit or OpcodesFC.TableInit or OpcodesFC.TableCopy:
-                        r.ReadVarU32();
-                        r.ReadVarU32();
-                        break;
-                    case OpcodesFC.DataDrop or OpcodesFC.ElemDrop or OpcodesFC.MemoryFill or OpcodesFC.TableGrow
-                        or OpcodesFC.TableSize or OpcodesFC.TableFill:
-                        r.ReadVarU32();
-                        break;
-                    case OpcodesFC.MemoryCopy:
-                        r.ReadVarU32();
-                        r.ReadVarU32();
-                        break;
-                }
-                break;
-        }
     }
 }
