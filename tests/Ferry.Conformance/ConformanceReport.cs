@@ -1,3 +1,4 @@
+using Ferry.Tests.Shared;
 using System.Collections.Concurrent;
 using System.Text;
 

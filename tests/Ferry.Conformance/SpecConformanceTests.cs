@@ -1,3 +1,4 @@
+using Ferry.Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Ferry.Conformance;

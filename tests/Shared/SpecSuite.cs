@@ -1,9 +1,9 @@
 using System.Diagnostics;
 
-namespace Ferry.Conformance;
+namespace Ferry.Tests.Shared;
 
 /// <summary>Finds the WebAssembly spec suite (shared/wasm-testsuite beside the checkout) and converts .wast files with wast2json.</summary>
-internal static class SpecSuite
+public static class SpecSuite
 {
     public const string WabtCannotParse =
         "wabt 1.0.32 cannot parse this file: it uses (table.get (local.get $i)) without a table index, which came later";
