@@ -1,0 +1,3 @@
+using Ferry.Bench;
+
+return KernelBench.Run(args);

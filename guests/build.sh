@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds every guest program: guests/*.c as WASI commands (guests/out/NAME.wasm) and natively with gcc
+# (guests/out/native/NAME), guests/kernels/*.c as import-free modules exporting run (guests/out/kernels/),
+# and the demo guest into src/Ferry.Cli/Demo/demo.wasm. --check-demo verifies the committed demo.wasm
+# is exactly what its source builds to.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out="$here/out"
+mkdir -p "$out/native" "$out/kernels"
+cc=clang-14
+command -v "$cc" >/dev/null || { echo "guests/build.sh: $cc is missing (apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)"; exit 1; }
+# Reproducible: no debug info, no build paths, fixed optimisation level.
+common=(-O2 -Wall -Werror -g0 -ffile-prefix-map="$here"=.)
+
+build_demo() {
+  "$cc" --target=wasm32 "${common[@]}" -nostdlib -Wl,--no-entry -Wl,--strip-all -o "$1" "$here/demo.c"
+}
+
+if [ "${1:-}" = "--check-demo" ]; then
+  fresh=$(mktemp)
+  trap 'rm -f "$fresh"' EXIT
+  build_demo "$fresh"
+  if cmp -s "$fresh" "$here/../src/Ferry.Cli/Demo/demo.wasm"; then echo "demo.wasm matches guests/demo.c"; exit 0; fi
+  echo "src/Ferry.Cli/Demo/demo.wasm differs from a build of guests/demo.c: run guests/build.sh and commit it"
+  exit 1
+fi
+
+newer() { [ ! -e "$2" ] || [ "$1" -nt "$2" ]; }
+
+for source in "$here"/*.c; do
+  name=$(basename "$source" .c)
+  [ "$name" = demo ] && continue
+  if newer "$source" "$out/$name.wasm"; then
+    echo "guests: $name.wasm"
+    "$cc" --target=wasm32-wasi --sysroot=/usr "${common[@]}" -o "$out/$name.wasm" "$source"
+  fi
+  if newer "$source" "$out/native/$name"; then
+    echo "guests: native/$name"
+    gcc "${common[@]}" -o "$out/native/$name" "$source" -lm
+  fi
+done
+
+for source in "$here"/kernels/*.c; do
+  [ -e "$source" ] || continue
+  name=$(basename "$source" .c)
+  if newer "$source" "$out/kernels/$name.wasm"; then
+    echo "guests: kernels/$name.wasm"
+    "$cc" --target=wasm32 "${common[@]}" -mbulk-memory -nostdlib -Wl,--no-entry -o "$out/kernels/$name.wasm" "$source"
+  fi
+  if newer "$source" "$out/native/kernel-$name"; then
+    echo "guests: native/kernel-$name"
+    gcc "${common[@]}" -DNATIVE_MAIN -o "$out/native/kernel-$name" "$source"
+  fi
+done
+
+demo="$here/../src/Ferry.Cli/Demo/demo.wasm"
+if newer "$here/demo.c" "$demo"; then
+  echo "guests: demo.wasm"
+  build_demo "$demo"
+fi

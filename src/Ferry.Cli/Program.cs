@@ -1,0 +1,8 @@
+using System.CommandLine;
+using Ferry.Cli.Commands;
+
+var root = new RootCommand("Ferry moves running WebAssembly programs between machines.")
+{
+    DemoCommand.Create(),
+};
+return root.Parse(args).Invoke();
