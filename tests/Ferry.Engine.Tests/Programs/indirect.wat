@@ -1,0 +1,16 @@
+(module
+  (type $op (func (param i32 i32) (result i32)))
+  (table 4 funcref)
+  (elem (i32.const 0) $add $sub $mul $xor)
+  (func $add (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func $sub (param i32 i32) (result i32) (i32.sub (local.get 0) (local.get 1)))
+  (func $mul (param i32 i32) (result i32) (i32.mul (local.get 0) (local.get 1)))
+  (func $xor (param i32 i32) (result i32) (i32.xor (local.get 0) (local.get 1)))
+  (func (export "main") (result i32)
+    (local $i i32) (local $acc i32)
+    (local.set $acc (i32.const 1))
+    (loop $l
+      (local.set $acc (call_indirect (type $op) (local.get $acc) (i32.add (local.get $i) (i32.const 3))
+                        (i32.and (local.get $i) (i32.const 3))))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 500))))
+    (local.get $acc)))
