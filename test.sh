@@ -30,9 +30,9 @@ status=${PIPESTATUS[0]}
 
 [ -f artifacts/conformance.txt ] && { echo; echo "WebAssembly spec suite, per file:"; cat artifacts/conformance.txt; }
 
-# Sum the per-project summaries: "Passed!  - Failed:     0, Passed:    85, Skipped:    62, Total:   147, ..."
+# Sum the per-project summaries: "Passed!  - Failed:     0, Passed:    85, Skipped:    62, Total:   147, ..." (or Failed!, Skipped!)
 read -r passed failed skipped projects < <(awk '
-  /^(Passed|Failed)! +- Failed:/ {
+  /^(Passed|Failed|Skipped)! +- Failed:/ {
     gsub(",", ""); for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) }
     n++
   }
