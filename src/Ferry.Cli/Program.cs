@@ -3,6 +3,7 @@ using Ferry.Cli.Commands;
 
 var root = new RootCommand("Ferry moves running WebAssembly programs between machines.")
 {
+    RunCommand.Create(),
     DemoCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -1,0 +1,126 @@
+using System.CommandLine;
+using System.Net;
+using Ferry.Engine;
+using Ferry.Wasi;
+using Ferry.Wasi.Sandbox;
+using Ferry.Wasm;
+
+namespace Ferry.Cli.Commands;
+
+/// <summary>`ferry run`: runs a WASI command module here, with only the directories and sockets granted.</summary>
+internal static class RunCommand
+{
+    public static Command Create()
+    {
+        var dirs = new Option<string[]>("--dir") { Description = "Grant a host directory, seen by the guest as GUEST (default: the host path): HOST[::GUEST]", AllowMultipleArgumentsPerToken = false };
+        var envs = new Option<string[]>("--env") { Description = "Set an environment variable for the guest: K=V" };
+        var listens = new Option<string[]>("--tcplisten") { Description = "Grant a listening TCP socket on HOST:PORT, as a preopened descriptor after the directories" };
+        var fuel = new Option<long?>("--fuel") { Description = $"Stop after this many Wasm instructions (exit {ExitCodes.OutOfFuel})" };
+        var module = new Argument<FileInfo>("MODULE") { Description = "The WebAssembly module (a WASI command exporting _start)" };
+        var arguments = new Argument<string[]>("ARGS") { Description = "Arguments passed to the guest", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("run", $"""
+            Run a WebAssembly module with WASI. Exits with the guest's exit code; {ExitCodes.Trap} when it traps,
+            {ExitCodes.OutOfFuel} when --fuel runs out, {ExitCodes.CannotStart} when it cannot start, {ExitCodes.Usage} for bad input.
+            """)
+        {
+            dirs, envs, listens, fuel, module, arguments,
+        };
+        command.SetAction(result => Run(
+            result.GetValue(module)!,
+            result.GetValue(arguments) ?? [],
+            result.GetValue(dirs) ?? [],
+            result.GetValue(envs) ?? [],
+            result.GetValue(listens) ?? [],
+            result.GetValue(fuel)));
+        return command;
+    }
+
+    private static int Fail(int code, string message)
+    {
+        Console.Error.WriteLine($"ferry: {message}");
+        return code;
+    }
+
+    private static int Run(FileInfo file, string[] arguments, string[] dirs, string[] envs, string[] listens, long? fuel)
+    {
+        if (fuel is < 0) return Fail(ExitCodes.Usage, "--fuel must not be negative");
+        Module module;
+        try
+        {
+            module = Module.Load(File.ReadAllBytes(file.FullName));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Fail(ExitCodes.Usage, $"cannot read {file}: {e.Message}");
+        }
+        catch (WasmException e)
+        {
+            return Fail(ExitCodes.Usage, $"{file}: {e.Message}");
+        }
+
+        WasiConfiguration configuration;
+        try
+        {
+            configuration = new WasiConfiguration
+            {
+                Arguments = [file.ToString(), .. arguments],
+                Environment = [.. envs.Select(ParseEnvironment)],
+                Preopens = [.. dirs.Select(Preopen.Parse)],
+                Listeners = [.. listens.Select(IPEndPoint.Parse)],
+                Stdin = Console.OpenStandardInput(),
+                Stdout = Console.OpenStandardOutput(),
+                Stderr = Console.OpenStandardError(),
+            };
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            return Fail(ExitCodes.Usage, e.Message);
+        }
+
+        WasiProcess wasi;
+        try
+        {
+            wasi = new WasiProcess(configuration);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            return Fail(ExitCodes.CannotStart, $"--tcplisten: {e.Message}");
+        }
+        using (wasi)
+        {
+            var store = new Store();
+            var linker = new Linker();
+            wasi.Define(linker);
+            Instance instance;
+            try
+            {
+                instance = linker.Instantiate(store, module);
+            }
+            catch (LinkException e)
+            {
+                return Fail(ExitCodes.CannotStart, $"{file}: {e.Message}");
+            }
+            catch (TrapException e)
+            {
+                return Fail(ExitCodes.Trap, $"trap during instantiation: {e.Message}");
+            }
+            if (!instance.TryGetExport("_start", out var start) || start.AsFunction is not { } entry)
+                return Fail(ExitCodes.CannotStart, $"{file} exports no _start function: it is not a WASI command");
+            var execution = store.Start(entry);
+            return execution.Run(fuel ?? long.MaxValue) switch
+            {
+                ExecutionStatus.Finished => execution.ExitCode ?? 0,
+                ExecutionStatus.Trapped => Fail(ExitCodes.Trap, $"trap: {execution.Trap!.Message}"),
+                ExecutionStatus.OutOfFuel => Fail(ExitCodes.OutOfFuel, $"out of fuel after {execution.InstructionsExecuted:N0} instructions"),
+                var status => Fail(ExitCodes.CannotStart, $"the run stopped with {status}"),
+            };
+        }
+    }
+
+    private static KeyValuePair<string, string> ParseEnvironment(string assignment)
+    {
+        var equals = assignment.IndexOf('=');
+        if (equals <= 0) throw new ArgumentException($"--env {assignment}: expected K=V");
+        return new(assignment[..equals], assignment[(equals + 1)..]);
+    }
+}

@@ -1,0 +1,45 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace Ferry.Wasi.Resources;
+
+/// <summary>An open regular file: bound by identifier, unattached (its contents can move with the process).</summary>
+public sealed class FileResource(SafeFileHandle handle, string hostPath, bool readable, bool writable) : Resource
+{
+    public const ushort AppendFlag = 1;
+
+    public override ResourceKind Kind => ResourceKind.File;
+    public override ResourceBinding Binding => ResourceBinding.ByIdentifier;
+    public override ResourceAttachment Attachment => ResourceAttachment.Unattached;
+    public override string? Location => HostPath;
+    internal override FileType FileType => FileType.RegularFile;
+
+    public string HostPath { get; } = hostPath;
+    public SafeFileHandle Handle { get; } = handle;
+    public bool Readable { get; } = readable;
+    public bool Writable { get; } = writable;
+    /// <summary>The file offset that read, write and seek move.</summary>
+    public long Offset { get; set; }
+
+    internal override int Read(Span<byte> buffer)
+    {
+        if (!Readable) throw new WasiError(Errno.BadFd);
+        var count = RandomAccess.Read(Handle, buffer, Offset);
+        Offset += count;
+        return count;
+    }
+
+    internal override int Write(ReadOnlySpan<byte> data)
+    {
+        if (!Writable) throw new WasiError(Errno.BadFd);
+        if ((Flags & AppendFlag) != 0) Offset = RandomAccess.GetLength(Handle);
+        RandomAccess.Write(Handle, data, Offset);
+        Offset += data.Length;
+        return data.Length;
+    }
+
+    public override void Dispose()
+    {
+        Handle.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,63 @@
+namespace Ferry.Wasi.Resources;
+
+/// <summary>The resource segment of a process: its handles by file descriptor.</summary>
+public sealed class ResourceTable : IDisposable
+{
+    private readonly List<Resource?> _entries = [];
+
+    public int Add(Resource resource)
+    {
+        var fd = _entries.IndexOf(null);
+        if (fd < 0)
+        {
+            fd = _entries.Count;
+            _entries.Add(resource);
+        }
+        else
+        {
+            _entries[fd] = resource;
+        }
+        return fd;
+    }
+
+    internal Resource Get(uint fd) => fd < _entries.Count && _entries[(int)fd] is { } resource ? resource : throw new WasiError(Errno.BadFd);
+
+    internal T Get<T>(uint fd, Errno wrongKind = Errno.BadFd) where T : Resource => Get(fd) as T ?? throw new WasiError(wrongKind);
+
+    public bool TryGet(uint fd, out Resource? resource)
+    {
+        resource = fd < _entries.Count ? _entries[(int)fd] : null;
+        return resource is not null;
+    }
+
+    internal void Close(uint fd)
+    {
+        var resource = Get(fd);
+        _entries[(int)fd] = null;
+        resource.Dispose();
+    }
+
+    /// <summary>fd_renumber: <paramref name="from"/> replaces <paramref name="to"/>, which is closed.</summary>
+    internal void Renumber(uint from, uint to)
+    {
+        var resource = Get(from);
+        Get(to).Dispose();
+        _entries[(int)to] = resource;
+        _entries[(int)from] = null;
+    }
+
+    /// <summary>Every open handle, by descriptor.</summary>
+    public IEnumerable<(int Fd, Resource Resource)> Entries()
+    {
+        for (var fd = 0; fd < _entries.Count; fd++)
+        {
+            if (_entries[fd] is { } resource) yield return (fd, resource);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, resource) in Entries()) resource.Dispose();
+        _entries.Clear();
+    }
+}
