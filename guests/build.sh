@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every guest program: guests/*.c as WASI commands (guests/out/NAME.wasm) and natively with gcc
-# (guests/out/native/NAME), guests/kernels/*.c as import-free modules exporting run (guests/out/kernels/),
+# (guests/out/native/NAME, except files marked "// wasi-only"), guests/kernels/*.c as import-free modules exporting run (guests/out/kernels/),
 # and the demo guest into src/Ferry.Cli/Demo/demo.wasm. --check-demo verifies the committed demo.wasm
 # is exactly what its source builds to.
 set -euo pipefail
@@ -34,7 +34,7 @@ for source in "$here"/*.c; do
     echo "guests: $name.wasm"
     "$cc" --target=wasm32-wasi --sysroot=/usr "${common[@]}" -o "$out/$name.wasm" "$source"
   fi
-  if newer "$source" "$out/native/$name"; then
+  if ! grep -q "^// wasi-only" "$source" && newer "$source" "$out/native/$name"; then
     echo "guests: native/$name"
     gcc "${common[@]}" -o "$out/native/$name" "$source" -lm
   fi

@@ -1,0 +1,74 @@
+// Allocates a working set and writes to it at a chosen rate and locality, for a number of iterations (or
+// seconds), then prints a checksum. The migration work uses it to dirty memory in a controlled way.
+//   dirtier [--mib N] [--writes-per-iteration N] [--iterations N | --seconds S] [--locality sequential|random|hot]
+//           [--hot-percent P] [--report N] [--seed S]
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: dirtier [--mib N] [--writes-per-iteration N] [--iterations N | --seconds S]\n"
+            "               [--locality sequential|random|hot] [--hot-percent P] [--report N] [--seed S]\n");
+    exit(2);
+}
+
+static uint64_t next(uint64_t *state) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+int main(int argc, char **argv) {
+    long mib = 16, writes = 1000, iterations = 1000, report = 0, hot_percent = 10;
+    double seconds = 0;
+    uint64_t seed = 88172645463325252ULL;
+    const char *locality = "random";
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc) usage();
+        if (!strcmp(argv[i], "--mib")) mib = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--writes-per-iteration")) writes = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--iterations")) iterations = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--locality")) locality = argv[++i];
+        else if (!strcmp(argv[i], "--hot-percent")) hot_percent = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--report")) report = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], 0, 10) | 1;
+        else usage();
+    }
+    int mode = !strcmp(locality, "sequential") ? 0 : !strcmp(locality, "random") ? 1 : !strcmp(locality, "hot") ? 2 : -1;
+    if (mib <= 0 || writes < 0 || iterations < 0 || mode < 0 || hot_percent <= 0 || hot_percent > 100) usage();
+    size_t words = (size_t)mib * 1024 * 1024 / 8;
+    uint64_t *memory = calloc(words, 8);
+    if (!memory) {
+        fprintf(stderr, "dirtier: cannot allocate %ld MiB\n", mib);
+        return 1;
+    }
+    for (size_t i = 0; i < words; i += 512) memory[i] = i;
+    size_t hot = words * hot_percent / 100;
+    if (hot == 0) hot = 1;
+    size_t cursor = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    long done = 0;
+    for (;; done++) {
+        if (seconds > 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 >= seconds) break;
+        } else if (done >= iterations) {
+            break;
+        }
+        for (long w = 0; w < writes; w++) {
+            size_t at = mode == 0 ? (cursor = (cursor + 1) % words) : mode == 1 ? next(&seed) % words : next(&seed) % hot;
+            memory[at] = memory[at] * 6364136223846793005ULL + (uint64_t)done + 1;
+        }
+        if (report > 0 && (done + 1) % report == 0) printf("dirtier: iteration %ld\n", done + 1);
+    }
+    uint64_t checksum = 0;
+    for (size_t i = 0; i < words; i++) checksum = (checksum ^ memory[i]) * 1099511628211ULL;
+    printf("dirtier: %ld MiB, %ld iterations, checksum %016llx\n", mib, seconds > 0 ? done : iterations, (unsigned long long)checksum);
+    return 0;
+}
