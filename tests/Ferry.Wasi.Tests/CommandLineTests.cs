@@ -1,0 +1,105 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Ferry.Tests.Shared;
+
+namespace Ferry.Wasi.Tests;
+
+/// <summary>`ferry run` as a user meets it: exit codes, messages, sockets.</summary>
+public sealed class CommandLineTests
+{
+    private static string WriteModule(string wat)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("ferry-module-").FullName, "module.wasm");
+        File.WriteAllBytes(path, Wat.ToWasm(wat));
+        return path;
+    }
+
+    [Fact]
+    public void An_unknown_wasi_import_fails_at_instantiation_naming_the_function()
+    {
+        var module = WriteModule("""
+            (module (import "wasi_snapshot_preview1" "fd_teleport" (func (param i32) (result i32)))
+                    (memory (export "memory") 1) (func (export "_start")))
+            """);
+        var result = Guests.Ferry(["run", module]);
+        Assert.Equal(125, result.ExitCode);
+        Assert.Contains("unknown import: wasi_snapshot_preview1.fd_teleport", result.Stderr);
+    }
+
+    [Fact]
+    public void A_trap_prints_the_message_with_function_name_and_offset_and_exits_134()
+    {
+        var module = WriteModule("""
+            (module (memory (export "memory") 1)
+              (func $crash (i32.store (i32.const 70000) (i32.const 1)))
+              (func (export "_start") (call $crash)))
+            """);
+        var result = Guests.Ferry(["run", module]);
+        Assert.Equal(134, result.ExitCode);
+        Assert.Matches("^ferry: trap: out of bounds memory access in function 0 'crash' at byte 0x[0-9a-f]+", result.Stderr);
+    }
+
+    [Fact]
+    public void A_malformed_module_is_reported_with_exit_2()
+    {
+        var path = Path.GetTempFileName();
+        File.WriteAllBytes(path, [0x00, 0x61, 0x73, 0x6D, 0x02, 0x00, 0x00, 0x00]);
+        var result = Guests.Ferry(["run", path]);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("unknown binary version", result.Stderr);
+    }
+
+    [Fact]
+    public void Fuel_stops_the_run_with_exit_124()
+    {
+        var result = Guests.Ferry(["run", "--fuel", "1000", Guests.Wasm("dirtier")]);
+        Assert.Equal(124, result.ExitCode);
+        Assert.Contains("out of fuel after 1,000 instructions", result.Stderr);
+    }
+
+    [Fact]
+    public void The_echo_server_serves_clients_on_a_granted_listening_socket()
+    {
+        var port = FreePort();
+        using var process = new System.Diagnostics.Process
+        {
+            StartInfo = new System.Diagnostics.ProcessStartInfo("dotnet")
+            {
+                ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "run", "--tcplisten", $"127.0.0.1:{port}", Guests.Wasm("echo_server"), "2" },
+                RedirectStandardOutput = true,
+            },
+        };
+        process.Start();
+        try
+        {
+            Assert.StartsWith("echo_server: listening on fd", process.StandardOutput.ReadLine());
+            for (var client = 0; client < 2; client++)
+            {
+                using var socket = new TcpClient();
+                socket.Connect(IPAddress.Loopback, port);
+                var stream = socket.GetStream();
+                var message = Encoding.ASCII.GetBytes(new string((char)('a' + client), 10_000));
+                stream.Write(message);
+                socket.Client.Shutdown(SocketShutdown.Send);
+                var echoed = new MemoryStream();
+                stream.CopyTo(echoed);
+                Assert.Equal(message, echoed.ToArray());
+                Assert.Equal($"echo_server: connection {client + 1} echoed 10000 bytes", process.StandardOutput.ReadLine());
+            }
+            Assert.True(process.WaitForExit(30_000));
+            Assert.Equal(0, process.ExitCode);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
