@@ -71,11 +71,29 @@ public sealed partial class WasiProcess : IDisposable
         DefineSocketFunctions(linker);
     }
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, FuncType> Signatures = new();
+
+    /// <summary>Every function this host provides (besides proc_exit), with its type: all return an errno.</summary>
+    public static IReadOnlyDictionary<string, FuncType> Functions
+    {
+        get
+        {
+            if (Signatures.IsEmpty)
+            {
+                using var process = new WasiProcess(new WasiConfiguration());
+                process.Define(new Linker());
+            }
+            return Signatures;
+        }
+    }
+
     /// <summary>One function: signature letters i (i32) and I (i64) for the parameters; the result is always an errno.</summary>
     private static void Define(Linker linker, string name, string signature, Function body)
     {
         var parameters = signature.Select(letter => letter == 'I' ? ValType.I64 : ValType.I32).ToArray();
-        linker.DefineFunction(ModuleName, name, new FuncType(parameters, [ValType.I32]), (context, arguments, results) =>
+        var type = new FuncType(parameters, [ValType.I32]);
+        Signatures[name] = type;
+        linker.DefineFunction(ModuleName, name, type, (context, arguments, results) =>
         {
             Errno errno;
             try
