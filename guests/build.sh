@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds every guest program: guests/*.c as WASI commands (guests/out/NAME.wasm) and natively with gcc
-# (guests/out/native/NAME, except files marked "// wasi-only"), guests/kernels/*.c as import-free modules exporting run (guests/out/kernels/),
+# (guests/out/native/NAME, except files marked "// wasi-only"), guests/kernels/*.c as import-free modules exporting run
+# (guests/out/kernels/) and as whole programs printing their result (guests/out/programs/, WASI and native),
 # and the demo guest into src/Ferry.Cli/Demo/demo.wasm. --check-demo verifies the committed demo.wasm
 # is exactly what its source builds to.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/out"
-mkdir -p "$out/native" "$out/kernels"
+mkdir -p "$out/native" "$out/kernels" "$out/programs"
 cc=clang-14
 command -v "$cc" >/dev/null || { echo "guests/build.sh: $cc is missing (apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)"; exit 1; }
 # Reproducible: no debug info, no build paths, fixed optimisation level.
@@ -50,6 +51,11 @@ for source in "$here"/kernels/*.c; do
   if newer "$source" "$out/native/kernel-$name"; then
     echo "guests: native/kernel-$name"
     gcc "${common[@]}" -DNATIVE_MAIN -o "$out/native/kernel-$name" "$source"
+  fi
+  if newer "$source" "$out/programs/$name.wasm"; then
+    echo "guests: programs/$name.wasm"
+    "$cc" --target=wasm32-wasi --sysroot=/usr "${common[@]}" -mbulk-memory -DWASI_MAIN -o "$out/programs/$name.wasm" "$source"
+    gcc "${common[@]}" -DWASI_MAIN -o "$out/programs/$name" "$source"
   fi
 done
 

@@ -29,14 +29,17 @@ internal static class KernelBench
     public static int Run(string[] args)
     {
         string? json = null, filter = null;
+        var programs = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
             {
                 case "--json" when i + 1 < args.Length: json = args[++i]; break;
                 case "--filter" when i + 1 < args.Length: filter = args[++i]; break;
+                case "--programs": programs = true; break;
                 default:
-                    Console.Error.WriteLine("usage: Ferry.Bench [--filter NAME] [--json FILE]");
+                    Console.Error.WriteLine("usage: Ferry.Bench [--programs] [--filter NAME] [--json FILE]");
+                    Console.Error.WriteLine("  default: kernels called in-process; --programs: whole programs through `ferry run`, and 1 GiB of I/O");
                     return 2;
             }
         }
@@ -46,6 +49,7 @@ internal static class KernelBench
             Console.Error.WriteLine("bench: guests/out/kernels not found: run guests/build.sh first (needs clang-14, lld-14, gcc)");
             return 2;
         }
+        if (programs) return ProgramBench.Run(guests, json);
         var node = HasNode();
         Console.WriteLine($"machine: {CpuModel()}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, node {(node ? NodeVersion() : "missing: column skipped")}");
         var rows = new List<Row>();

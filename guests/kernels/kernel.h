@@ -1,5 +1,6 @@
 // Shared by the benchmark kernels: each defines `unsigned kernel(unsigned n)`. For Wasm it is exported as
-// `run` from a module with no imports; natively (-DNATIVE_MAIN) a main times best of 3 in-process calls.
+// `run` from a module with no imports; natively (-DNATIVE_MAIN) a main times best of 3 in-process calls;
+// with -DWASI_MAIN (WASI and native) a main prints kernel(argv[1]), for whole-program runs.
 #ifndef KERNEL_H
 #define KERNEL_H
 
@@ -10,8 +11,18 @@ __attribute__((noipa)) unsigned kernel(unsigned n);
 unsigned kernel(unsigned n);
 #endif
 
-#ifdef __wasm__
+#if defined(__wasm__) && !defined(WASI_MAIN)
 __attribute__((export_name("run"))) unsigned run(unsigned n) { return kernel(n); }
+#endif
+
+#ifdef WASI_MAIN
+// The whole-program form (for `ferry run` and node:wasi): prints the result of kernel(argv[1]).
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    printf("%u\n", kernel(argc > 1 ? (unsigned)strtoul(argv[1], 0, 10) : 1));
+    return 0;
+}
 #endif
 
 #ifdef NATIVE_MAIN
