@@ -32,14 +32,23 @@ public sealed partial class WasiProcess : IDisposable
         Resources.Add(new StdioResource(ResourceKind.Stdout, configuration.Stdout));
         Resources.Add(new StdioResource(ResourceKind.Stderr, configuration.Stderr));
         foreach (var preopen in configuration.Preopens) Resources.Add(new DirectoryResource(preopen, []));
-        foreach (var endpoint in configuration.Listeners) Resources.Add(ListenerResource.Listen(endpoint));
+        for (var i = 0; i < configuration.Listeners.Count; i++) Resources.Add(ListenerResource.Listen(configuration.Listeners[i], i));
     }
 
     /// <summary>The resource segment: every open handle with its binding and attachment.</summary>
     public ResourceTable Resources { get; } = new();
 
+    /// <summary>What the process was granted.</summary>
+    public WasiConfiguration Configuration => _configuration;
+
     /// <summary>Nanoseconds added to the monotonic clock, so that it never goes backwards after a move.</summary>
     public long MonotonicOffset { get; set; }
+
+    /// <summary>The monotonic clock as the guest reads it now.</summary>
+    public long MonotonicNanoseconds => (long)Now(ClockMonotonic);
+
+    /// <summary>Continues the guest's monotonic clock from <paramref name="nanoseconds"/> (its value when the process was captured).</summary>
+    public void ContinueMonotonicClockFrom(long nanoseconds) => MonotonicOffset += nanoseconds - MonotonicNanoseconds;
 
     private static byte[] NullTerminated(string text) => [.. Encoding.UTF8.GetBytes(text), 0];
 

@@ -5,6 +5,8 @@ internal static class ExitCodes
 {
     /// <summary>Bad usage or input: unreadable, malformed or invalid module, unusable --dir.</summary>
     public const int Usage = 2;
+    /// <summary>The process was stopped and saved to a snapshot; `ferry resume` continues it.</summary>
+    public const int Snapshotted = 85;
     /// <summary>The run stopped because the --fuel budget was spent.</summary>
     public const int OutOfFuel = 124;
     /// <summary>The module could not be started: unknown import, no _start.</summary>

@@ -16,6 +16,7 @@ internal static class RunCommand
         var envs = new Option<string[]>("--env") { Description = "Set an environment variable for the guest: K=V" };
         var listens = new Option<string[]>("--tcplisten") { Description = "Grant a listening TCP socket on HOST:PORT, as a preopened descriptor after the directories" };
         var fuel = new Option<long?>("--fuel") { Description = $"Stop after this many Wasm instructions (exit {ExitCodes.OutOfFuel})" };
+        var stop = SnapshotOptions.Create();
         var module = new Argument<FileInfo>("MODULE") { Description = "The WebAssembly module (a WASI command exporting _start)" };
         var arguments = new Argument<string[]>("ARGS") { Description = "Arguments passed to the guest", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("run", $"""
@@ -23,27 +24,22 @@ internal static class RunCommand
             {ExitCodes.OutOfFuel} when --fuel runs out, {ExitCodes.CannotStart} when it cannot start, {ExitCodes.Usage} for bad input.
             """)
         {
-            dirs, envs, listens, fuel, module, arguments,
+            dirs, envs, listens, fuel, stop.PauseAfter, stop.Snapshot, stop.SnapshotOn, stop.NoCode, module, arguments,
         };
-        command.SetAction(result => Run(
-            result.GetValue(module)!,
-            result.GetValue(arguments) ?? [],
-            result.GetValue(dirs) ?? [],
-            result.GetValue(envs) ?? [],
-            result.GetValue(listens) ?? [],
-            result.GetValue(fuel)));
+        command.SetAction(result =>
+        {
+            var options = stop.Read(result, result.GetValue(fuel));
+            return options is null
+                ? ExitCodes.Usage
+                : Run(result.GetValue(module)!, result.GetValue(arguments) ?? [], result.GetValue(dirs) ?? [], result.GetValue(envs) ?? [], result.GetValue(listens) ?? [], options);
+        });
         return command;
     }
 
-    private static int Fail(int code, string message)
-    {
-        Console.Error.WriteLine($"ferry: {message}");
-        return code;
-    }
+    private static int Fail(int code, string message) => ProcessRunner.Fail(code, message);
 
-    private static int Run(FileInfo file, string[] arguments, string[] dirs, string[] envs, string[] listens, long? fuel)
+    private static int Run(FileInfo file, string[] arguments, string[] dirs, string[] envs, string[] listens, StopOptions options)
     {
-        if (fuel is < 0) return Fail(ExitCodes.Usage, "--fuel must not be negative");
         Module module;
         try
         {
@@ -106,14 +102,7 @@ internal static class RunCommand
             }
             if (!instance.TryGetExport("_start", out var start) || start.AsFunction is not { } entry)
                 return Fail(ExitCodes.CannotStart, $"{file} exports no _start function: it is not a WASI command");
-            var execution = store.Start(entry);
-            return execution.Run(fuel ?? long.MaxValue) switch
-            {
-                ExecutionStatus.Finished => execution.ExitCode ?? 0,
-                ExecutionStatus.Trapped => Fail(ExitCodes.Trap, $"trap: {execution.Trap!.Message}"),
-                ExecutionStatus.OutOfFuel => Fail(ExitCodes.OutOfFuel, $"out of fuel after {execution.InstructionsExecuted:N0} instructions"),
-                var status => Fail(ExitCodes.CannotStart, $"the run stopped with {status}"),
-            };
+            return ProcessRunner.Run(module, instance, store.Start(entry), wasi, options);
         }
     }
 

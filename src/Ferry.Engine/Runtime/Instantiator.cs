@@ -6,7 +6,7 @@ namespace Ferry.Engine;
 /// <summary>The spec's instantiation algorithm, with its order of effects.</summary>
 internal static class Instantiator
 {
-    public static Instance Instantiate(Store store, Module module, Func<Import, Extern?> resolve)
+    public static Instance Instantiate(Store store, Module module, Func<Import, Extern?> resolve, bool runStart)
     {
         var instance = new Instance(store, module);
         ResolveImports(module, instance, resolve);
@@ -60,7 +60,7 @@ internal static class Instantiator
             instance.DataSegments[i] = ReadOnlyMemory<byte>.Empty;
         }
 
-        if (module.StartFunction is { } start) store.Invoke(instance.Functions[start]);
+        if (runStart && module.StartFunction is { } start) store.Invoke(instance.Functions[start]);
         return instance;
     }
 

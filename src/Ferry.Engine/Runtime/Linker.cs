@@ -32,7 +32,13 @@ public sealed class Linker
     /// Instantiates per the spec: resolve imports (<see cref="LinkException"/>), allocate, initialise
     /// segments in order, run the start function (<see cref="TrapException"/>).
     /// </summary>
-    public Instance Instantiate(Store store, Module module) => Instantiator.Instantiate(store, module, import => Resolve(store, import));
+    public Instance Instantiate(Store store, Module module) => Instantiator.Instantiate(store, module, import => Resolve(store, import), runStart: true);
+
+    /// <summary>
+    /// Instantiates without running the start function: the shell into which a captured process is restored,
+    /// whose start function already ran before the capture.
+    /// </summary>
+    public Instance InstantiateForRestore(Store store, Module module) => Instantiator.Instantiate(store, module, import => Resolve(store, import), runStart: false);
 
     private Extern? Resolve(Store store, Import import)
     {

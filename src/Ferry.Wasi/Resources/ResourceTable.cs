@@ -55,6 +55,22 @@ public sealed class ResourceTable : IDisposable
         }
     }
 
+    /// <summary>Installs exactly these handles (a restored resource segment), closing any other that is open.</summary>
+    public void Replace(IEnumerable<(int Fd, Resource Resource)> resources)
+    {
+        var kept = resources.ToList();
+        foreach (var (_, resource) in Entries())
+        {
+            if (!kept.Any(k => ReferenceEquals(k.Resource, resource))) resource.Dispose();
+        }
+        _entries.Clear();
+        foreach (var (fd, resource) in kept)
+        {
+            while (_entries.Count <= fd) _entries.Add(null);
+            _entries[fd] = resource;
+        }
+    }
+
     public void Dispose()
     {
         foreach (var (_, resource) in Entries()) resource.Dispose();

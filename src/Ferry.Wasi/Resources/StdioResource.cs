@@ -1,7 +1,7 @@
 namespace Ferry.Wasi.Resources;
 
 /// <summary>Standard input, output or error: bound by type, fixed to the machine. Output is counted per stream.</summary>
-public sealed class StdioResource(ResourceKind kind, Stream stream) : Resource
+public sealed class StdioResource(ResourceKind kind, Stream stream, long sequence = 0) : Resource
 {
     public override ResourceKind Kind { get; } = kind;
     public override ResourceBinding Binding => ResourceBinding.ByType;
@@ -10,7 +10,7 @@ public sealed class StdioResource(ResourceKind kind, Stream stream) : Resource
     internal override FileType FileType => FileType.CharacterDevice;
 
     /// <summary>Bytes written so far: the sequence number of the next byte of this stream.</summary>
-    public long Sequence { get; private set; }
+    public long Sequence { get; private set; } = sequence;
 
     internal override int Read(Span<byte> buffer) => Kind == ResourceKind.Stdin ? stream.Read(buffer) : throw new WasiError(Errno.BadFd);
 

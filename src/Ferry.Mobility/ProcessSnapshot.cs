@@ -1,0 +1,176 @@
+using System.Net;
+using Ferry.Engine;
+using Ferry.Mobility.Snapshots;
+using Ferry.Wasi;
+using Ferry.Wasi.Resources;
+using Ferry.Wasm;
+
+namespace Ferry.Mobility;
+
+/// <summary>A restore could not re-establish the process: a resource it holds is gone, or the state does not fit the module.</summary>
+public sealed class RestoreException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A process brought back from a snapshot, stopped where it was captured; <see cref="Execution"/>.Run continues it.</summary>
+public sealed class RestoredProcess(Module module, Store store, Instance instance, Execution execution, WasiProcess wasi) : IDisposable
+{
+    public Module Module { get; } = module;
+    public Store Store { get; } = store;
+    public Instance Instance { get; } = instance;
+    public Execution Execution { get; } = execution;
+    public WasiProcess Wasi { get; } = wasi;
+
+    public void Dispose() => Wasi.Dispose();
+}
+
+/// <summary>Captures a whole WASI process (code, execution and resource segments) into a snapshot and restores it.</summary>
+public static class ProcessSnapshot
+{
+    /// <summary>Writes the process to <paramref name="stream"/>. It must be paused, out of fuel, or not yet started.</summary>
+    public static SnapshotHeader Capture(Stream stream, Module module, Instance instance, Execution execution, WasiProcess wasi, bool embedCode = true)
+    {
+        var state = execution.Capture();
+        var header = new SnapshotHeader(module.Hash, embedCode, state.InstructionsExecuted, instance.Memory?.Pages ?? 0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        var snapshot = new Snapshot(header, module.Bytes, Resources(wasi), Output(wasi), InstanceState.Capture(instance), state);
+        SnapshotWriter.Write(stream, snapshot, instance.Memory);
+        return header;
+    }
+
+    private static OutputSequence Output(WasiProcess wasi)
+    {
+        long Sequence(ResourceKind kind) =>
+            wasi.Resources.Entries().Select(e => e.Resource).OfType<StdioResource>().Where(s => s.Kind == kind).Sum(s => s.Sequence);
+        return new OutputSequence(Sequence(ResourceKind.Stdout), Sequence(ResourceKind.Stderr));
+    }
+
+    private static ResourceSegment Resources(WasiProcess wasi)
+    {
+        var configuration = wasi.Configuration;
+        var descriptors = new List<DescriptorRecord>();
+        foreach (var (fd, resource) in wasi.Resources.Entries())
+        {
+            var record = new DescriptorRecord(fd, resource.Kind, resource.Binding, resource.Attachment, resource.Flags, resource.RightsBase, resource.RightsInheriting);
+            descriptors.Add(resource switch
+            {
+                StdioResource => record,
+                FileResource file => record with { HostPath = file.HostPath, Readable = file.Readable, Writable = file.Writable, Offset = file.Offset },
+                DirectoryResource directory => record with { PreopenIndex = configuration.Preopens.IndexOf(directory.Preopen), Components = [.. directory.Components] },
+                ListenerResource listener => record with { ListenerIndex = listener.Index },
+                _ => throw new InvalidOperationException(
+                    $"descriptor {fd} is a connected socket ({resource.Location}), fixed to this machine: the process cannot be captured while it holds one"),
+            });
+        }
+        return new ResourceSegment(
+            configuration.Arguments,
+            configuration.Environment,
+            configuration.Preopens,
+            [.. configuration.Listeners.Select(l => l.ToString())],
+            descriptors,
+            wasi.MonotonicNanoseconds);
+    }
+
+    /// <summary>
+    /// Reads a snapshot and rebuilds the process: module (embedded, or found by hash), resources re-established
+    /// (files reopened at their offsets, directories, listeners rebound), instance and memory, execution. Nothing
+    /// of the guest runs; everything is checked before this returns, and on any failure nothing is kept.
+    /// </summary>
+    public static RestoredProcess Restore(Stream stream, Stream stdin, Stream stdout, Stream stderr, Func<string, byte[]?> moduleByHash)
+    {
+        var reader = new SnapshotReader(stream);
+        var snapshot = reader.ReadState(moduleByHash);
+        Module module;
+        try
+        {
+            module = Module.Load(snapshot.Code);
+        }
+        catch (WasmException e)
+        {
+            throw new SnapshotFormatException($"the snapshot's module does not load: {e.Message}");
+        }
+
+        var resources = snapshot.Resources;
+        var configuration = new WasiConfiguration
+        {
+            Arguments = resources.Arguments,
+            Environment = resources.Environment,
+            Preopens = resources.Preopens,
+            Listeners = [.. resources.Listeners.Select(Endpoint)],
+            Stdin = stdin,
+            Stdout = stdout,
+            Stderr = stderr,
+        };
+        foreach (var preopen in configuration.Preopens)
+        {
+            if (!Directory.Exists(preopen.HostPath)) throw new RestoreException($"the preopened directory {preopen.HostPath} no longer exists");
+        }
+        WasiProcess wasi;
+        try
+        {
+            wasi = new WasiProcess(configuration);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new RestoreException($"a listening socket cannot be rebound: {e.Message}", e);
+        }
+        try
+        {
+            wasi.Resources.Replace(Reestablish(resources, snapshot.Output, wasi, configuration));
+            var store = new Store();
+            var linker = new Linker();
+            wasi.Define(linker);
+            var instance = linker.InstantiateForRestore(store, module);
+            if (snapshot.Header.MemoryPages > 0 && instance.Memory is null) throw new SnapshotFormatException("the snapshot has memory but its module has none");
+            var (pages, _) = reader.ReadMemory(instance.Memory);
+            if (pages != snapshot.Header.MemoryPages) throw new SnapshotFormatException($"the header says {snapshot.Header.MemoryPages} pages, the Memory section {pages}");
+            snapshot.Instance.RestoreInto(instance);
+            var execution = Execution.Restore(instance, snapshot.Execution);
+            wasi.ContinueMonotonicClockFrom(resources.MonotonicNanoseconds);
+            return new RestoredProcess(module, store, instance, execution, wasi);
+        }
+        catch (Exception e) when (e is InvalidExecutionStateException or LinkException)
+        {
+            wasi.Dispose();
+            throw new SnapshotFormatException($"the snapshot does not fit its module: {e.Message}");
+        }
+        catch
+        {
+            wasi.Dispose();
+            throw;
+        }
+    }
+
+    private static IPEndPoint Endpoint(string text) =>
+        IPEndPoint.TryParse(text, out var endpoint) ? endpoint : throw new SnapshotFormatException($"Resources section: '{text}' is not an endpoint");
+
+    private static IEnumerable<(int, Resource)> Reestablish(ResourceSegment resources, OutputSequence output, WasiProcess wasi, WasiConfiguration configuration)
+    {
+        var listeners = wasi.Resources.Entries().Select(e => e.Resource).OfType<ListenerResource>().ToList();
+        var result = new List<(int, Resource)>();
+        foreach (var d in resources.Descriptors)
+        {
+            Resource resource = d.Kind switch
+            {
+                ResourceKind.Stdin => new StdioResource(ResourceKind.Stdin, configuration.Stdin),
+                ResourceKind.Stdout => new StdioResource(ResourceKind.Stdout, configuration.Stdout, output.Stdout),
+                ResourceKind.Stderr => new StdioResource(ResourceKind.Stderr, configuration.Stderr, output.Stderr),
+                ResourceKind.File => Reopen(d),
+                ResourceKind.Directory => new DirectoryResource(configuration.Preopens[d.PreopenIndex], d.Components ?? []),
+                ResourceKind.SocketListener => listeners[d.ListenerIndex],
+                _ => throw new SnapshotFormatException($"descriptor {d.Fd}: a connected socket cannot be restored"),
+            };
+            resource.Flags = d.Flags;
+            resource.RightsBase = d.RightsBase;
+            resource.RightsInheriting = d.RightsInheriting;
+            result.Add((d.Fd, resource));
+        }
+        return result;
+    }
+
+    /// <summary>An open file is bound by identifier: the same path is reopened, at the same offset, with the same access.</summary>
+    private static FileResource Reopen(DescriptorRecord d)
+    {
+        if (!File.Exists(d.HostPath)) throw new RestoreException($"descriptor {d.Fd}: the file {d.HostPath} no longer exists");
+        var access = d.Writable ? d.Readable ? FileAccess.ReadWrite : FileAccess.Write : FileAccess.Read;
+        var handle = File.OpenHandle(d.HostPath!, FileMode.Open, access, FileShare.ReadWrite | FileShare.Delete);
+        return new FileResource(handle, d.HostPath!, d.Readable, d.Writable) { Offset = d.Offset };
+    }
+}

@@ -1,0 +1,38 @@
+namespace Ferry.Mobility.Snapshots;
+
+/// <summary>Section types, in the order a snapshot holds them (docs/snapshot-format.md).</summary>
+public enum SectionType : byte
+{
+    Header = 1,
+    Code = 2,
+    Resources = 3,
+    Output = 4,
+    Instance = 5,
+    Execution = 6,
+    Memory = 7,
+    End = 255,
+}
+
+/// <summary>The constants of the format.</summary>
+public static class SnapshotLayout
+{
+    public static ReadOnlySpan<byte> Magic => "FERRYSNP"u8;
+    public const ushort Version = 1;
+    /// <summary>Section header: type (1), three zero bytes, payload length (8).</summary>
+    public const int SectionHeaderSize = 12;
+    public const int FrameRecordSize = 4 + Engine.Memory.LinearMemory.FrameSize;
+
+    /// <summary>The largest payload each section may declare; checked before anything is allocated.</summary>
+    public static long MaxPayload(SectionType type) => type switch
+    {
+        SectionType.Header => 4096,
+        SectionType.Code => 256L << 20,
+        SectionType.Resources => 16L << 20,
+        SectionType.Output => 64,
+        SectionType.Instance => 256L << 20,
+        SectionType.Execution => 1L << 30,
+        SectionType.Memory => 8 + (long)Engine.Memory.LinearMemory.MaxSupportedPages * Engine.Memory.LinearMemory.FramesPerPage * FrameRecordSize,
+        SectionType.End => 0,
+        _ => -1,
+    };
+}
