@@ -119,8 +119,7 @@ public static class ProcessSnapshot
             wasi.Define(linker);
             var instance = linker.InstantiateForRestore(store, module);
             if (snapshot.Header.MemoryPages > 0 && instance.Memory is null) throw new SnapshotFormatException("the snapshot has memory but its module has none");
-            var (pages, _) = reader.ReadMemory(instance.Memory);
-            if (pages != snapshot.Header.MemoryPages) throw new SnapshotFormatException($"the header says {snapshot.Header.MemoryPages} pages, the Memory section {pages}");
+            reader.ReadMemory(instance.Memory, snapshot.Header.MemoryPages);
             snapshot.Instance.RestoreInto(instance);
             var execution = Execution.Restore(instance, snapshot.Execution);
             wasi.ContinueMonotonicClockFrom(resources.MonotonicNanoseconds);

@@ -28,7 +28,7 @@ internal static class SnapshotCommand
             using var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
             reader = new SnapshotReader(stream);
             snapshot = reader.ReadState(ResumeCommand.ModuleFinder(file, moduleFile));
-            memory = reader.ReadMemory(null);
+            memory = reader.ReadMemory(null, snapshot.Header.MemoryPages);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

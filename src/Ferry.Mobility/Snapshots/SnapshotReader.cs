@@ -97,9 +97,9 @@ public sealed class SnapshotReader(Stream stream)
     /// <summary>
     /// Streams the memory section into <paramref name="memory"/> (grown to the captured size; frames not in the
     /// snapshot are zeroed), then checks the section checksum and the end of the snapshot. With a null target the
-    /// frames are only checked.
+    /// frames are only checked. The page count must be the header's, checked before anything grows.
     /// </summary>
-    public (uint Pages, int Frames) ReadMemory(LinearMemory? memory)
+    public (uint Pages, int Frames) ReadMemory(LinearMemory? memory, uint expectedPages)
     {
         var (type, length) = SectionHeader();
         if (type != SectionType.Memory) throw new SnapshotFormatException($"expected the Memory section, found {type}");
@@ -110,6 +110,7 @@ public sealed class SnapshotReader(Stream stream)
         var pages = BinaryPrimitives.ReadUInt32LittleEndian(prefix);
         var count = BinaryPrimitives.ReadUInt32LittleEndian(prefix[4..]);
         if (8 + (long)count * SnapshotLayout.FrameRecordSize != length) throw new SnapshotFormatException($"the Memory section's length {length} does not match its {count} frames");
+        if (pages != expectedPages) throw new SnapshotFormatException($"the Memory section has {pages} pages, the header {expectedPages}");
         var frameLimit = (long)pages * LinearMemory.FramesPerPage;
         if (count > frameLimit) throw new SnapshotFormatException($"{count} frames cannot fit in {pages} pages");
         if (memory is not null)
