@@ -1,7 +1,8 @@
 // Allocates a working set and writes to it at a chosen rate and locality, for a number of iterations (or
 // seconds), then prints a checksum. The migration work uses it to dirty memory in a controlled way.
 //   dirtier [--mib N] [--writes-per-iteration N] [--iterations N | --seconds S] [--locality sequential|random|hot]
-//           [--hot-percent P] [--report N] [--seed S]
+//           [--hot-percent P] [--report N] [--seed S] [--touch-stride F]
+// At start it writes one word in every F-th 4 KiB frame of the working set (F=1: every frame).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,8 @@
 static void usage(void) {
     fprintf(stderr,
             "usage: dirtier [--mib N] [--writes-per-iteration N] [--iterations N | --seconds S]\n"
-            "               [--locality sequential|random|hot] [--hot-percent P] [--report N] [--seed S]\n");
+            "               [--locality sequential|random|hot] [--hot-percent P] [--report N] [--seed S]\n"
+            "               [--touch-stride FRAMES]\n");
     exit(2);
 }
 
@@ -23,7 +25,7 @@ static uint64_t next(uint64_t *state) {
 }
 
 int main(int argc, char **argv) {
-    long mib = 16, writes = 1000, iterations = 1000, report = 0, hot_percent = 10;
+    long mib = 16, writes = 1000, iterations = 1000, report = 0, hot_percent = 10, stride = 1;
     double seconds = 0;
     uint64_t seed = 88172645463325252ULL;
     const char *locality = "random";
@@ -37,17 +39,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--hot-percent")) hot_percent = atol(argv[++i]);
         else if (!strcmp(argv[i], "--report")) report = atol(argv[++i]);
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], 0, 10) | 1;
+        else if (!strcmp(argv[i], "--touch-stride")) stride = atol(argv[++i]);
         else usage();
     }
     int mode = !strcmp(locality, "sequential") ? 0 : !strcmp(locality, "random") ? 1 : !strcmp(locality, "hot") ? 2 : -1;
-    if (mib <= 0 || writes < 0 || iterations < 0 || mode < 0 || hot_percent <= 0 || hot_percent > 100) usage();
+    if (mib <= 0 || writes < 0 || iterations < 0 || mode < 0 || hot_percent <= 0 || hot_percent > 100 || stride <= 0) usage();
     size_t words = (size_t)mib * 1024 * 1024 / 8;
     uint64_t *memory = calloc(words, 8);
     if (!memory) {
         fprintf(stderr, "dirtier: cannot allocate %ld MiB\n", mib);
         return 1;
     }
-    for (size_t i = 0; i < words; i += 512) memory[i] = i;
+    for (size_t i = 0; i < words; i += 512 * (size_t)stride) memory[i] = i | 1;
     size_t hot = words * hot_percent / 100;
     if (hot == 0) hot = 1;
     size_t cursor = 0;

@@ -30,6 +30,7 @@ internal static class KernelBench
     {
         string? json = null, filter = null;
         var programs = false;
+        var snapshots = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -37,9 +38,11 @@ internal static class KernelBench
                 case "--json" when i + 1 < args.Length: json = args[++i]; break;
                 case "--filter" when i + 1 < args.Length: filter = args[++i]; break;
                 case "--programs": programs = true; break;
+                case "--snapshots": snapshots = true; break;
                 default:
-                    Console.Error.WriteLine("usage: Ferry.Bench [--programs] [--filter NAME] [--json FILE]");
-                    Console.Error.WriteLine("  default: kernels called in-process; --programs: whole programs through `ferry run`, and 1 GiB of I/O");
+                    Console.Error.WriteLine("usage: Ferry.Bench [--programs | --snapshots] [--filter NAME] [--json FILE]");
+                    Console.Error.WriteLine("  default: kernels called in-process; --programs: whole programs through `ferry run`, and 1 GiB of I/O;");
+                    Console.Error.WriteLine("  --snapshots: capture and restore of the dirtier guest at 64 MiB, 256 MiB and 1 GiB");
                     return 2;
             }
         }
@@ -50,6 +53,7 @@ internal static class KernelBench
             return 2;
         }
         if (programs) return ProgramBench.Run(guests, json);
+        if (snapshots) return SnapshotBench.Run(guests, json);
         var node = HasNode();
         Console.WriteLine($"machine: {CpuModel()}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, node {(node ? NodeVersion() : "missing: column skipped")}");
         var rows = new List<Row>();

@@ -116,19 +116,27 @@ public sealed class SnapshotReader(Stream stream)
         if (memory is not null)
         {
             if (memory.Pages > pages) throw new SnapshotFormatException($"the snapshot has {pages} pages, fewer than the module's minimum {memory.Pages}");
-            if (memory.Pages < pages && memory.Grow(pages - memory.Pages) < 0) throw new SnapshotFormatException($"memory cannot grow to {pages} pages");
+            // Only the instantiated part can hold data-segment bytes; grown pages start zeroed.
             memory.Span.Clear();
+            if (memory.Pages < pages && memory.Grow(pages - memory.Pages) < 0) throw new SnapshotFormatException($"memory cannot grow to {pages} pages");
         }
-        var record = new byte[SnapshotLayout.FrameRecordSize];
+        // Records arrive in blocks of up to 256 (about 1 MiB), read with one call each.
+        var block = new byte[256 * SnapshotLayout.FrameRecordSize];
         var previous = -1L;
-        for (var i = 0u; i < count; i++)
+        for (var done = 0u; done < count;)
         {
-            ReadExactly(record);
-            crc.Append(record);
-            var frame = BinaryPrimitives.ReadUInt32LittleEndian(record);
-            if (frame <= previous || frame >= frameLimit) throw new SnapshotFormatException($"memory frame record {i} names frame {frame}, out of order or beyond {pages} pages");
-            previous = frame;
-            memory?.WriteFrame(frame, record.AsSpan(4));
+            var records = (int)Math.Min(256, count - done);
+            var span = block.AsSpan(0, records * SnapshotLayout.FrameRecordSize);
+            ReadExactly(span);
+            crc.Append(span);
+            for (var i = 0; i < records; i++, done++)
+            {
+                var record = span.Slice(i * SnapshotLayout.FrameRecordSize, SnapshotLayout.FrameRecordSize);
+                var frame = BinaryPrimitives.ReadUInt32LittleEndian(record);
+                if (frame <= previous || frame >= frameLimit) throw new SnapshotFormatException($"memory frame record {done} names frame {frame}, out of order or beyond {pages} pages");
+                previous = frame;
+                memory?.WriteFrame(frame, record[4..]);
+            }
         }
         if (ReadCrc() != crc.Value) throw new SnapshotFormatException("the Memory section fails its checksum");
         var (end, endLength) = SectionHeader();
