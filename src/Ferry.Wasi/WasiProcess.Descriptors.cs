@@ -87,6 +87,13 @@ public sealed partial class WasiProcess
         });
     }
 
+    /// <summary>The buffer that iovec <paramref name="index"/> of <paramref name="vectors"/> names.</summary>
+    private static Span<byte> Iovec(GuestMemory memory, ReadOnlySpan<byte> vectors, int index)
+    {
+        var vector = vectors.Slice(index * IovecSize, IovecSize);
+        return memory.Slice(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..]));
+    }
+
     private DirectoryResource Preopened(uint fd) =>
         Resources.Get(fd) is DirectoryResource { IsPreopen: true } directory ? directory : throw new WasiError(Errno.BadFd);
 
@@ -98,8 +105,7 @@ public sealed partial class WasiProcess
         ulong written = 0;
         for (var i = 0; i < (int)a[2]; i++)
         {
-            var vector = vectors.Slice(i * IovecSize, IovecSize);
-            var data = memory.Slice(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..]));
+            var data = Iovec(memory, vectors, i);
             written += (ulong)resource.Write(data);
         }
         memory.WriteU32(a[3], (uint)written);
@@ -114,8 +120,7 @@ public sealed partial class WasiProcess
         ulong total = 0;
         for (var i = 0; i < (int)a[2]; i++)
         {
-            var vector = vectors.Slice(i * IovecSize, IovecSize);
-            var buffer = memory.Slice(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..]));
+            var buffer = Iovec(memory, vectors, i);
             var read = resource.Read(buffer);
             total += (ulong)read;
             if (read < buffer.Length) break;
@@ -135,8 +140,7 @@ public sealed partial class WasiProcess
         var start = offset;
         for (var i = 0; i < (int)a[2]; i++)
         {
-            var vector = vectors.Slice(i * IovecSize, IovecSize);
-            var buffer = memory.Slice(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..]));
+            var buffer = Iovec(memory, vectors, i);
             var read = RandomAccess.Read(file.Handle, buffer, offset);
             offset += read;
             if (read < buffer.Length) break;
@@ -156,8 +160,7 @@ public sealed partial class WasiProcess
         var start = offset;
         for (var i = 0; i < (int)a[2]; i++)
         {
-            var vector = vectors.Slice(i * IovecSize, IovecSize);
-            var data = memory.Slice(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..]));
+            var data = Iovec(memory, vectors, i);
             RandomAccess.Write(file.Handle, data, offset);
             offset += data.Length;
         }

@@ -31,8 +31,7 @@ public sealed partial class WasiProcess
             ulong total = 0;
             for (var i = 0; i < (int)a[2]; i++)
             {
-                var vector = vectors.Slice(i * IovecSize, IovecSize);
-                var buffer = memory.Slice(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..]));
+                var buffer = Iovec(memory, vectors, i);
                 var received = 0;
                 do
                 {
@@ -55,8 +54,7 @@ public sealed partial class WasiProcess
             ulong total = 0;
             for (var i = 0; i < (int)a[2]; i++)
             {
-                var vector = vectors.Slice(i * IovecSize, IovecSize);
-                total += (ulong)socket.Write(memory.Slice(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..])));
+                total += (ulong)socket.Write(Iovec(memory, vectors, i));
             }
             memory.WriteU32(a[4], (uint)total);
             return Errno.Success;
