@@ -25,6 +25,14 @@ public sealed class SnapshotEquivalenceTests
         new Case("files", ["/data"], true),
         new Case("clock_random", [], false),
         new Case("dirtier", ["--mib", "2", "--iterations", "30", "--writes-per-iteration", "500", "--report", "10"], false),
+        new Case("io", ["write", "1"], false),
+        new Case("programs/fib", ["18"], false),
+        new Case("programs/loops", ["40"], false),
+        new Case("programs/sieve", ["1"], false),
+        new Case("programs/matmul", ["1"], false),
+        new Case("programs/memcpy", ["20"], false),
+        new Case("programs/hashtable", ["1"], false),
+        new Case("programs/quicksort", ["1"], false),
     ];
 
     private static string[] RunArguments(Case c, string? directory) =>

@@ -19,6 +19,29 @@ public sealed class NativeEquivalenceTests
     public void A_guest_without_arguments_behaves_as_natively(string guest) =>
         AssertSame(Guests.NativeRun(guest, []), Guests.Ferry(["run", Guests.Wasm(guest)]));
 
+    [Theory]
+    [InlineData("fib", "20")]
+    [InlineData("loops", "50")]
+    [InlineData("sieve", "1")]
+    [InlineData("matmul", "1")]
+    [InlineData("memcpy", "30")]
+    [InlineData("hashtable", "2")]
+    [InlineData("quicksort", "1")]
+    public void The_benchmark_kernels_as_whole_programs_print_what_their_native_builds_print(string kernel, string n)
+    {
+        var native = Guests.Run(new System.Diagnostics.ProcessStartInfo(Path.Combine(Guests.OutputDirectory, "programs", kernel)) { ArgumentList = { n } });
+        AssertSame(native, Guests.Ferry(["run", Guests.Wasm("programs/" + kernel), n]));
+    }
+
+    [Fact]
+    public void Bulk_output_through_fd_write_matches_the_native_build()
+    {
+        var native = Guests.NativeRun("io", ["write", "3"]);
+        var ferry = Guests.Ferry(["run", Guests.Wasm("io"), "write", "3"]);
+        Assert.Equal(3 << 20, ferry.Stdout.Length);
+        AssertSame(native, ferry);
+    }
+
     [Fact]
     public void Arguments_environment_and_exit_code_pass_through()
     {
