@@ -116,12 +116,30 @@ public sealed unsafe partial class Execution
                         return ExecutionStatus.Finished;
                     }
                     {
-                        var frame = _frames[--_depth];
+                        ref var frame = ref _frames[--_depth];
                         f = _stackBase + frame.Fp;
-                        ip = Enter(frame.Function, frame.Step, frame.Pc);
-                        mem = _memory is null ? null : _memory.Base;
-                        loadLimit = _memory?.LoadLimit ?? 0;
-                        storeLimit = _memory?.StoreLimit ?? 0;
+                        var caller = frame.Function;
+                        if (caller.Instance == _instance)
+                        {
+                            var code = frame.Step ? caller.Step : caller.Fast;
+                            _function = caller;
+                            _step = frame.Step;
+                            _codeBase = code.Start;
+                            _branchTable = code.BranchTable;
+                            ip = _codeBase + frame.Pc;
+                        }
+                        else
+                        {
+                            ip = Enter(caller, frame.Step, frame.Pc);
+                        }
+                        // The callee may have grown the memory.
+                        var memory = _memory;
+                        if (memory is not null)
+                        {
+                            mem = memory.Base;
+                            loadLimit = memory.LoadLimit;
+                            storeLimit = memory.StoreLimit;
+                        }
                     }
                     continue;
                 case Op.CallWasm:
