@@ -1,0 +1,54 @@
+using Ferry.Mobility.Snapshots;
+using Ferry.Wasm;
+
+namespace Ferry.Node.Code;
+
+/// <summary>Modules stored once per node, named by the SHA-256 of their bytes, in the node's data directory.</summary>
+public sealed class CodeStore
+{
+    private readonly string _directory;
+    private readonly Dictionary<string, Module> _loaded = [];
+
+    public CodeStore(string directory)
+    {
+        _directory = directory;
+        Directory.CreateDirectory(directory);
+    }
+
+    /// <summary>Validates and stores a module; returns its hash. Throws <see cref="WasmException"/> for a bad module.</summary>
+    public string Put(byte[] bytes)
+    {
+        var module = Module.Load(bytes);
+        var hash = module.Hash;
+        lock (_loaded)
+        {
+            if (_loaded.ContainsKey(hash)) return hash;
+            var path = Path.Combine(_directory, hash + ".wasm");
+            if (!File.Exists(path))
+            {
+                File.WriteAllBytes(path + ".partial", bytes);
+                File.Move(path + ".partial", path, overwrite: true);
+            }
+            _loaded[hash] = module;
+        }
+        return hash;
+    }
+
+    /// <summary>A stored module by hash, verified against its name when read from disk.</summary>
+    public Module? Get(string hash)
+    {
+        lock (_loaded)
+        {
+            if (_loaded.TryGetValue(hash, out var module)) return module;
+            var path = Path.Combine(_directory, hash + ".wasm");
+            if (hash.Length != 64 || !hash.All(Uri.IsHexDigit) || !File.Exists(path)) return null;
+            var bytes = File.ReadAllBytes(path);
+            if (SnapshotWriter.Hash(bytes) != hash) return null;
+            module = Module.Load(bytes);
+            _loaded[hash] = module;
+            return module;
+        }
+    }
+
+    public bool Contains(string hash) => Get(hash) is not null;
+}

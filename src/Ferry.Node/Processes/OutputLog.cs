@@ -1,0 +1,80 @@
+namespace Ferry.Node.Processes;
+
+/// <summary>One chunk of a process's output: which stream, where in it, and the bytes.</summary>
+public sealed record OutputChunk(int Stream, long Sequence, byte[] Data);
+
+/// <summary>
+/// A process's stdout and stderr as sequence-numbered chunks (invariant 2). It keeps the most recent
+/// <see cref="RetainedBytes"/> bytes; older chunks are dropped, but sequence numbers never restart.
+/// </summary>
+public sealed class OutputLog(long retainedBytes)
+{
+    private readonly LinkedList<OutputChunk> _chunks = new();
+    private readonly long[] _next = new long[3];
+    private long _bytes;
+    private bool _closed;
+
+    public long RetainedBytes { get; } = retainedBytes;
+
+    /// <summary>A stream for the process to write <paramref name="stream"/> (1 stdout, 2 stderr) into.</summary>
+    public Stream Writer(int stream) => new LogStream(this, stream);
+
+    public void Append(int stream, ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty) return;
+        lock (_chunks)
+        {
+            _chunks.AddLast(new OutputChunk(stream, _next[stream], data.ToArray()));
+            _next[stream] += data.Length;
+            _bytes += data.Length;
+            while (_bytes > RetainedBytes && _chunks.First is { } oldest)
+            {
+                _bytes -= oldest.Value.Data.Length;
+                _chunks.RemoveFirst();
+            }
+            Monitor.PulseAll(_chunks);
+        }
+    }
+
+    /// <summary>No more output will come (the process ended).</summary>
+    public void Close()
+    {
+        lock (_chunks)
+        {
+            _closed = true;
+            Monitor.PulseAll(_chunks);
+        }
+    }
+
+    /// <summary>
+    /// Chunks after the given per-stream positions; with <paramref name="wait"/>, blocks until there is one or the log closes.
+    /// </summary>
+    public (List<OutputChunk> Chunks, bool Closed) Read(long stdoutFrom, long stderrFrom, TimeSpan wait)
+    {
+        lock (_chunks)
+        {
+            var deadline = DateTime.UtcNow + wait;
+            while (true)
+            {
+                var chunks = _chunks.Where(c => c.Sequence + c.Data.Length > (c.Stream == 1 ? stdoutFrom : stderrFrom)).ToList();
+                if (chunks.Count > 0 || _closed || DateTime.UtcNow >= deadline) return (chunks, _closed);
+                Monitor.Wait(_chunks, deadline - DateTime.UtcNow);
+            }
+        }
+    }
+
+    private sealed class LogStream(OutputLog log, int stream) : Stream
+    {
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => log.Append(stream, buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer) => log.Append(stream, buffer);
+    }
+}

@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Ferry.Tests.Shared;
+using Xunit.Abstractions;
+
+namespace Ferry.Node.Tests;
+
+/// <summary>A real node on 127.0.0.1, driven over HTTP as a client would.</summary>
+public sealed class NodeApiTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly DirectoryInfo _data = Directory.CreateTempSubdirectory("ferry-node-");
+    private FerryNode _node = null!;
+    private HttpClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _node = await FerryNode.StartAsync(new NodeOptions
+        {
+            Name = "a",
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            DataDirectory = _data.FullName,
+            Workers = 2,
+            SliceFuel = 200_000,
+        });
+        _client = new HttpClient { BaseAddress = _node.Address, Timeout = TimeSpan.FromSeconds(60) };
+        _client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _node.Key);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _node.DisposeAsync();
+        _data.Delete(true);
+    }
+
+    private async Task<string> Upload(byte[] module)
+    {
+        var response = await _client.PutAsync("/v1/modules", new ByteArrayContent(module));
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("hash").GetString()!;
+    }
+
+    private async Task<string> Submit(string hash, string[]? args = null, string[]? dirs = null)
+    {
+        var response = await _client.PostAsJsonAsync("/v1/processes", new { module = hash, args, dirs });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+    }
+
+    /// <summary>Follows a process's output until it ends; returns stdout, stderr and the exit code.</summary>
+    private async Task<(string Stdout, string Stderr, string State, int? ExitCode)> Follow(string id)
+    {
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        long outAt = 0, errAt = 0;
+        while (true)
+        {
+            var page = await _client.GetFromJsonAsync<JsonElement>($"/v1/processes/{id}/output?stdout={outAt}&stderr={errAt}&waitMs=5000");
+            foreach (var chunk in page.GetProperty("chunks").EnumerateArray())
+            {
+                var data = Convert.FromBase64String(chunk.GetProperty("data").GetString()!);
+                var sequence = chunk.GetProperty("sequence").GetInt64();
+                if (chunk.GetProperty("stream").GetInt32() == 1)
+                {
+                    stdout.Append(Encoding.UTF8.GetString(data, (int)(outAt - sequence), data.Length - (int)(outAt - sequence)));
+                    outAt = sequence + data.Length;
+                }
+                else
+                {
+                    stderr.Append(Encoding.UTF8.GetString(data, (int)(errAt - sequence), data.Length - (int)(errAt - sequence)));
+                    errAt = sequence + data.Length;
+                }
+            }
+            if (page.GetProperty("closed").GetBoolean())
+            {
+                var exit = page.GetProperty("exitCode");
+                return (stdout.ToString(), stderr.ToString(), page.GetProperty("state").GetString()!, exit.ValueKind == JsonValueKind.Null ? null : exit.GetInt32());
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_submitted_guest_runs_and_its_output_and_exit_code_come_back()
+    {
+        var hash = await Upload(File.ReadAllBytes(Guests.Wasm("args_env")));
+        var id = await Submit(hash, ["x", "y"]);
+        var (stdout, _, state, exitCode) = await Follow(id);
+        Assert.Equal("arg 1: x\narg 2: y\nFERRY_NOT_SET is unset\n", stdout);
+        Assert.Equal("Finished", state);
+        Assert.Equal(2, exitCode);
+        var listed = await _client.GetFromJsonAsync<JsonElement>("/v1/processes");
+        Assert.Contains(listed.EnumerateArray(), p => p.GetProperty("id").GetString() == id);
+    }
+
+    [Fact]
+    public async Task Requests_without_the_key_or_with_a_wrong_key_are_refused()
+    {
+        using var anonymous = new HttpClient { BaseAddress = _node.Address };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/v1/processes")).StatusCode);
+        anonymous.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", new string('0', 64));
+        var wrong = await anonymous.PutAsync("/v1/modules", new ByteArrayContent(File.ReadAllBytes(Guests.Wasm("hello"))));
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        Assert.Equal("application/problem+json", wrong.Content.Headers.ContentType?.MediaType);
+        Assert.Empty(Directory.GetFiles(Path.Combine(_data.FullName, "modules")));
+    }
+
+    [Fact]
+    public async Task A_submission_preopening_a_directory_outside_the_allowed_ones_is_refused()
+    {
+        var hash = await Upload(File.ReadAllBytes(Guests.Wasm("files")));
+        foreach (var dir in new[] { "/etc::/data", "../../..::/data", "/tmp::/data" })
+        {
+            var response = await _client.PostAsJsonAsync("/v1/processes", new { module = hash, args = new[] { "/data" }, dirs = new[] { dir } });
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        }
+        Directory.CreateDirectory(Path.Combine(_data.FullName, "files", "work"));
+        var id = await Submit(hash, ["/data"], ["work::/data"]);
+        var (stdout, _, _, exitCode) = await Follow(id);
+        Assert.Equal(0, exitCode);
+        Assert.EndsWith("done\n", stdout);
+    }
+
+    [Fact]
+    public async Task Bad_input_gets_a_clear_error_and_the_node_keeps_serving()
+    {
+        var malformed = await _client.PutAsync("/v1/modules", new ByteArrayContent([0, 0x61, 0x73, 0x6D, 9, 0, 0, 0]));
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+        Assert.Contains("unknown binary version", await malformed.Content.ReadAsStringAsync());
+        var badJson = await _client.PostAsync("/v1/processes", new StringContent("{ not json", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, badJson.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/v1/processes/a-999")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.PostAsJsonAsync("/v1/processes", new { module = new string('a', 64) })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync("/v1/node")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Two_hundred_concurrent_processes_finish_and_a_busy_loop_starves_none_of_them()
+    {
+        var busy = await Upload(Wat.ToWasm("""
+            (module (memory (export "memory") 1) (func (export "_start") (loop $forever (br $forever))))
+            """));
+        var hello = await Upload(File.ReadAllBytes(Guests.Wasm("args_env")));
+        var spinner = await Submit(busy);
+        var clock = Stopwatch.StartNew();
+        var ids = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => Submit(hello, [$"p{i}"])));
+        var finishedAt = new double[ids.Length];
+        await Task.WhenAll(ids.Select(async (id, i) =>
+        {
+            var (stdout, _, state, exitCode) = await Follow(id);
+            finishedAt[i] = clock.Elapsed.TotalMilliseconds;
+            Assert.Equal("Finished", state);
+            Assert.Equal(1, exitCode);
+            Assert.StartsWith($"arg 1: p{i}\n", stdout);
+        }));
+        output.WriteLine($"200 processes beside a busy loop: last finished after {finishedAt.Max():F0} ms, median {finishedAt.Order().ElementAt(100):F0} ms");
+        var spinning = await _client.GetFromJsonAsync<JsonElement>($"/v1/processes/{spinner}");
+        Assert.Contains(spinning.GetProperty("state").GetString(), new[] { "Runnable", "Running" });
+        Assert.Equal(HttpStatusCode.Accepted, (await _client.DeleteAsync($"/v1/processes/{spinner}")).StatusCode);
+        var (_, _, killed, _) = await Follow(spinner);
+        Assert.Equal("Killed", killed);
+    }
+}
