@@ -6,6 +6,11 @@ var root = new RootCommand("Ferry moves running WebAssembly programs between mac
     RunCommand.Create(),
     ResumeCommand.Create(),
     SnapshotCommand.Create(),
+    NodeCommands.Node(),
+    NodeCommands.Submit(),
+    NodeCommands.Ps(),
+    NodeCommands.Logs(),
+    NodeCommands.Kill(),
     DemoCommand.Create(),
 };
 return root.Parse(args).Invoke();

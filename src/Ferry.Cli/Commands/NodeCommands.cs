@@ -1,0 +1,169 @@
+using System.CommandLine;
+using System.Net;
+using System.Text.Json;
+using Ferry.Node;
+using Ferry.Node.Client;
+
+namespace Ferry.Cli.Commands;
+
+/// <summary>`ferry node start` and the client commands `submit`, `ps`, `logs` and `kill`.</summary>
+internal static class NodeCommands
+{
+    public static Command Node()
+    {
+        var name = new Option<string>("--name") { Description = "This node's name", Required = true };
+        var listen = new Option<string>("--listen") { Description = "HOST:PORT to serve the API on", DefaultValueFactory = _ => "127.0.0.1:7070" };
+        var data = new Option<string?>("--data") { Description = "Data directory: modules, the cluster key, files/ for preopens (default: ./ferry-NAME)" };
+        var allow = new Option<string[]>("--allow-dir") { Description = "A host directory that submitted processes may preopen, besides DATA/files" };
+        var workers = new Option<int?>("--workers") { Description = "Worker threads running processes (default: the number of cores)" };
+        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, data, allow, workers };
+        start.SetAction(async (result, cancel) =>
+        {
+            if (!IPEndPoint.TryParse(result.GetValue(listen)!, out var endpoint)) return ProcessRunner.Fail(ExitCodes.Usage, $"--listen {result.GetValue(listen)}: expected HOST:PORT");
+            var nodeName = result.GetValue(name)!;
+            var options = new NodeOptions
+            {
+                Name = nodeName,
+                Listen = endpoint,
+                DataDirectory = result.GetValue(data) ?? Path.Combine(Environment.CurrentDirectory, $"ferry-{nodeName}"),
+                AllowedDirectories = result.GetValue(allow) ?? [],
+                Workers = result.GetValue(workers) ?? Environment.ProcessorCount,
+            };
+            await using var node = await FerryNode.StartAsync(options);
+            Console.WriteLine($"ferry node {nodeName} listening on {node.Address}; data in {Path.GetFullPath(options.DataDirectory)}; key in {Path.Combine(Path.GetFullPath(options.DataDirectory), FerryNode.KeyFileName)}");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancel);
+            }
+            catch (OperationCanceledException)
+            {
+                Console.WriteLine($"ferry node {nodeName}: stopping (running processes are ended)");
+            }
+            return 0;
+        });
+        return new Command("node", "Run a Ferry node") { start };
+    }
+
+    private sealed record ClientOptions(Option<string> Node, Option<string?> KeyFile);
+
+    private static ClientOptions Client()
+    {
+        var node = new Option<string>("--node") { Description = "HOST:PORT of a node", DefaultValueFactory = _ => "127.0.0.1:7070" };
+        var keyFile = new Option<string?>("--key-file") { Description = "The cluster key file (default: $FERRY_KEY)" };
+        return new ClientOptions(node, keyFile);
+    }
+
+    private static async Task<int> WithClient(ParseResult result, ClientOptions options, Func<NodeClient, Task<int>> action)
+    {
+        string? key;
+        try
+        {
+            key = NodeClient.ResolveKey(result.GetValue(options.KeyFile));
+        }
+        catch (IOException e)
+        {
+            return ProcessRunner.Fail(ExitCodes.Usage, $"cannot read the key file: {e.Message}");
+        }
+        if (string.IsNullOrEmpty(key)) return ProcessRunner.Fail(ExitCodes.Usage, "no cluster key: pass --key-file DATA/cluster.key or set FERRY_KEY");
+        using var client = new NodeClient(result.GetValue(options.Node)!, key);
+        try
+        {
+            return await action(client);
+        }
+        catch (NodeRequestException e)
+        {
+            return ProcessRunner.Fail(ExitCodes.CannotStart, e.Message);
+        }
+    }
+
+    public static Command Submit()
+    {
+        var client = Client();
+        var dirs = new Option<string[]>("--dir") { Description = "Preopen DIR[::GUEST] on the node: a path under its DATA/files or in its allow-list" };
+        var envs = new Option<string[]>("--env") { Description = "K=V for the guest" };
+        var wait = new Option<bool>("--wait") { Description = "Stream the output and exit with the process's exit code" };
+        var module = new Argument<FileInfo>("MODULE");
+        var arguments = new Argument<string[]>("ARGS") { Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("submit", "Ship a module to a node and run it there; prints the process id") { client.Node, client.KeyFile, dirs, envs, wait, module, arguments };
+        command.SetAction((result, _) => WithClient(result, client, async node =>
+        {
+            byte[] bytes;
+            try
+            {
+                bytes = await File.ReadAllBytesAsync(result.GetValue(module)!.FullName);
+            }
+            catch (IOException e)
+            {
+                return ProcessRunner.Fail(ExitCodes.Usage, e.Message);
+            }
+            var env = new Dictionary<string, string>();
+            foreach (var assignment in result.GetValue(envs) ?? [])
+            {
+                var equals = assignment.IndexOf('=');
+                if (equals <= 0) return ProcessRunner.Fail(ExitCodes.Usage, $"--env {assignment}: expected K=V");
+                env[assignment[..equals]] = assignment[(equals + 1)..];
+            }
+            var hash = await node.UploadModule(bytes);
+            var id = await node.Submit(new SubmitRequest(hash, [.. result.GetValue(arguments) ?? []], env, [.. result.GetValue(dirs) ?? []]));
+            if (!result.GetValue(wait))
+            {
+                Console.WriteLine(id);
+                return 0;
+            }
+            Console.Error.WriteLine($"ferry: process {id}");
+            return await node.CopyOutput(id, Console.OpenStandardOutput(), Console.OpenStandardError(), follow: true) ?? ExitCodes.Trap;
+        }));
+        return command;
+    }
+
+    public static Command Ps()
+    {
+        var client = Client();
+        var json = new Option<bool>("--json") { Description = "Print JSON" };
+        var command = new Command("ps", "List the processes of a node") { client.Node, client.KeyFile, json };
+        command.SetAction((result, _) => WithClient(result, client, async node =>
+        {
+            var processes = await node.Processes();
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(processes, new JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
+            Console.WriteLine($"{"ID",-16} {"STATE",-10} {"EXIT",5} {"INSTRUCTIONS",15}  MODULE");
+            foreach (var p in processes.EnumerateArray())
+            {
+                var exit = p.GetProperty("exitCode");
+                Console.WriteLine($"{p.GetProperty("id").GetString(),-16} {p.GetProperty("state").GetString(),-10} {(exit.ValueKind == JsonValueKind.Number ? exit.GetInt32().ToString() : "-"),5} {p.GetProperty("instructions").GetInt64(),15:N0}  {p.GetProperty("module").GetString()![..16]}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command Logs()
+    {
+        var client = Client();
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep streaming until the process ends" };
+        var id = new Argument<string>("PID");
+        var command = new Command("logs", "Print a process's output") { client.Node, client.KeyFile, follow, id };
+        command.SetAction((result, _) => WithClient(result, client, async node =>
+        {
+            await node.CopyOutput(result.GetValue(id)!, Console.OpenStandardOutput(), Console.OpenStandardError(), result.GetValue(follow));
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command Kill()
+    {
+        var client = Client();
+        var id = new Argument<string>("PID");
+        var command = new Command("kill", "Stop a process") { client.Node, client.KeyFile, id };
+        command.SetAction((result, _) => WithClient(result, client, async node =>
+        {
+            await node.Kill(result.GetValue(id)!);
+            return 0;
+        }));
+        return command;
+    }
+}

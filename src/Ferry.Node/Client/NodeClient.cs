@@ -1,0 +1,110 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Ferry.Node.Client;
+
+/// <summary>A refusal or failure reported by a node (its problem+json title and detail), or an unreachable node.</summary>
+public sealed class NodeRequestException(string message, int? status = null) : Exception(message)
+{
+    public int? Status { get; } = status;
+}
+
+/// <summary>One piece of output, as the node returns it.</summary>
+public sealed record OutputPiece(int Stream, long Sequence, byte[] Data);
+
+/// <summary>The node's control-plane API as a C# client: what `ferry submit`, `ps`, `logs` and `kill` use.</summary>
+public sealed class NodeClient : IDisposable
+{
+    private readonly HttpClient _http;
+
+    public NodeClient(string node, string key)
+    {
+        _http = new HttpClient { BaseAddress = new Uri(node.Contains("://", StringComparison.Ordinal) ? node : $"http://{node}"), Timeout = TimeSpan.FromSeconds(100) };
+        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+    }
+
+    /// <summary>The key from a file, else $FERRY_KEY.</summary>
+    public static string? ResolveKey(string? keyFile) =>
+        keyFile is not null ? File.ReadAllText(keyFile).Trim() : Environment.GetEnvironmentVariable("FERRY_KEY");
+
+    private async Task<JsonElement> Send(HttpRequestMessage request)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new NodeRequestException($"cannot reach the node at {_http.BaseAddress}: {e.Message}");
+        }
+        var text = await response.Content.ReadAsStringAsync();
+        JsonElement body = default;
+        if (text.Length > 0)
+        {
+            try
+            {
+                body = JsonDocument.Parse(text).RootElement.Clone();
+            }
+            catch (JsonException)
+            {
+                throw new NodeRequestException($"the node answered {(int)response.StatusCode} with something that is not JSON", (int)response.StatusCode);
+            }
+        }
+        if (!response.IsSuccessStatusCode)
+        {
+            var title = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("title", out var t) ? t.GetString() : response.ReasonPhrase;
+            var detail = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("detail", out var d) ? $": {d.GetString()}" : "";
+            throw new NodeRequestException($"{(int)response.StatusCode} {title}{detail}", (int)response.StatusCode);
+        }
+        return body;
+    }
+
+    public async Task<string> UploadModule(byte[] module) =>
+        (await Send(new HttpRequestMessage(HttpMethod.Put, "/v1/modules") { Content = new ByteArrayContent(module) })).GetProperty("hash").GetString()!;
+
+    public async Task<string> Submit(SubmitRequest request) =>
+        (await Send(new HttpRequestMessage(HttpMethod.Post, "/v1/processes") { Content = JsonContent.Create(request) })).GetProperty("id").GetString()!;
+
+    public Task<JsonElement> Processes() => Send(new HttpRequestMessage(HttpMethod.Get, "/v1/processes"));
+
+    public Task<JsonElement> Process(string id) => Send(new HttpRequestMessage(HttpMethod.Get, $"/v1/processes/{Uri.EscapeDataString(id)}"));
+
+    public Task<JsonElement> Kill(string id) => Send(new HttpRequestMessage(HttpMethod.Delete, $"/v1/processes/{Uri.EscapeDataString(id)}"));
+
+    /// <summary>Output after the given positions, waiting up to <paramref name="waitMs"/> for some; and whether the process has ended.</summary>
+    public async Task<(List<OutputPiece> Pieces, bool Closed, int? ExitCode)> Output(string id, long stdoutFrom, long stderrFrom, int waitMs)
+    {
+        var page = await Send(new HttpRequestMessage(HttpMethod.Get, $"/v1/processes/{Uri.EscapeDataString(id)}/output?stdout={stdoutFrom}&stderr={stderrFrom}&waitMs={waitMs}"));
+        var pieces = page.GetProperty("chunks").EnumerateArray()
+            .Select(c => new OutputPiece(c.GetProperty("stream").GetInt32(), c.GetProperty("sequence").GetInt64(), Convert.FromBase64String(c.GetProperty("data").GetString()!)))
+            .ToList();
+        var exit = page.GetProperty("exitCode");
+        return (pieces, page.GetProperty("closed").GetBoolean(), exit.ValueKind == JsonValueKind.Number ? exit.GetInt32() : null);
+    }
+
+    /// <summary>Copies a process's output to the given streams, each byte once and in order; returns when it ends (its exit code) or, unless following, when nothing more is there.</summary>
+    public async Task<int?> CopyOutput(string id, Stream stdout, Stream stderr, bool follow)
+    {
+        long outAt = 0, errAt = 0;
+        while (true)
+        {
+            var (pieces, closed, exitCode) = await Output(id, outAt, errAt, follow ? 10_000 : 0);
+            foreach (var piece in pieces)
+            {
+                ref var at = ref piece.Stream == 1 ? ref outAt : ref errAt;
+                var skip = (int)Math.Max(0, at - piece.Sequence);
+                if (skip >= piece.Data.Length) continue;
+                (piece.Stream == 1 ? stdout : stderr).Write(piece.Data, skip, piece.Data.Length - skip);
+                at = piece.Sequence + piece.Data.Length;
+            }
+            stdout.Flush();
+            stderr.Flush();
+            if (closed) return exitCode;
+            if (!follow && pieces.Count == 0) return null;
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+}
