@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
+using System.Net.Http.Json;
 using Ferry.Engine;
+using Ferry.Node.Cluster;
 using Ferry.Node.Code;
 using Ferry.Node.Processes;
 using Ferry.Wasi;
@@ -29,10 +31,20 @@ public sealed record NodeOptions
     /// <summary>Host directories, besides the data directory's files/, that submitted processes may preopen.</summary>
     public IReadOnlyList<string> AllowedDirectories { get; init; } = [];
     public long MaxModuleBytes { get; init; } = 64L << 20;
+    /// <summary>Any member of the cluster to join through (HOST:PORT); none starts a new cluster.</summary>
+    public string? Join { get; init; }
+    /// <summary>The cluster key, required when joining; a new cluster creates one in the data directory.</summary>
+    public string? Key { get; init; }
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan SuspectAfter { get; init; } = TimeSpan.FromSeconds(1.5);
+    public TimeSpan DownAfter { get; init; } = TimeSpan.FromSeconds(3);
 }
 
-/// <summary>The request body of POST /v1/processes.</summary>
-public sealed record SubmitRequest(string Module, List<string>? Args, Dictionary<string, string>? Env, List<string>? Dirs);
+/// <summary>
+/// The request body of POST /v1/processes. <paramref name="On"/> names the node to run on (default: the one asked);
+/// <paramref name="Source"/> is the address of a node that has the module, for the target to pull it from.
+/// </summary>
+public sealed record SubmitRequest(string Module, List<string>? Args, Dictionary<string, string>? Env, List<string>? Dirs, string? On = null, string? Source = null);
 
 /// <summary>
 /// A Ferry node: hosts processes on a worker pool, stores modules by hash, and serves a JSON control plane on
@@ -56,7 +68,9 @@ public sealed class FerryNode : IAsyncDisposable
         _filesDirectory = Path.Combine(Path.GetFullPath(options.DataDirectory), "files");
         Directory.CreateDirectory(_filesDirectory);
         Code = new CodeStore(Path.Combine(options.DataDirectory, "modules"));
-        Key = LoadOrCreateKey(options.DataDirectory);
+        Key = options.Join is null ? LoadOrCreateKey(options.DataDirectory) : options.Key ?? throw new ArgumentException("joining a cluster needs its key");
+        _peers = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        _peers.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Key);
         _scheduler = new Scheduler(options.Workers, options.SliceFuel);
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -90,6 +104,17 @@ public sealed class FerryNode : IAsyncDisposable
     /// <summary>The address the node listens on (the actual port when 0 was asked for).</summary>
     public Uri Address { get; private set; } = new("http://127.0.0.1/");
 
+    /// <summary>The cluster as this node sees it.</summary>
+    public Membership Cluster { get; private set; } = null!;
+    /// <summary>Module bytes this node has pulled from other nodes (code on demand).</summary>
+    public long ModuleBytesPulled => Interlocked.Read(ref _moduleBytesPulled);
+
+    private readonly HttpClient _peers;
+    private long _moduleBytesPulled;
+    private TimeSpan _lastCpu = Environment.CpuUsage.TotalTime;
+    private DateTime _lastSample = DateTime.UtcNow;
+    private double _cpu;
+
     public static async Task<FerryNode> StartAsync(NodeOptions options)
     {
         var node = new FerryNode(options);
@@ -97,7 +122,29 @@ public sealed class FerryNode : IAsyncDisposable
         var server = node._app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>();
         var addresses = server.Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses;
         node.Address = new Uri(addresses.First().Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+        node.Cluster = new Membership(options.Name, node.Address.ToString(), node.Key, node.Load, options.HeartbeatInterval, options.SuspectAfter, options.DownAfter);
+        if (options.Join is { } seed) await node.Cluster.JoinAsync(seed.Contains("://", StringComparison.Ordinal) ? seed : $"http://{seed}");
+        node.Cluster.Start();
         return node;
+    }
+
+    /// <summary>This node's load: run queue, running processes, CPU utilisation since the last sample, memory.</summary>
+    private NodeLoad Load()
+    {
+        lock (_peers)
+        {
+            var now = DateTime.UtcNow;
+            var cpu = Environment.CpuUsage.TotalTime;
+            var wall = now - _lastSample;
+            if (wall > TimeSpan.FromMilliseconds(200))
+            {
+                _cpu = Math.Clamp((cpu - _lastCpu) / wall / Environment.ProcessorCount, 0, 1);
+                _lastCpu = cpu;
+                _lastSample = now;
+            }
+        }
+        return new NodeLoad(_scheduler.RunQueueLength, _processes.Values.Count(p => !p.Ended), _cpu,
+            Environment.WorkingSet, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
     }
 
     /// <summary>The cluster key: created (random, 256 bits) in the data directory by the first node, read afterwards.</summary>
@@ -113,6 +160,8 @@ public sealed class FerryNode : IAsyncDisposable
 
     private void MapApi(WebApplication app)
     {
+        app.MapPost("/v1/cluster/heartbeats", (Heartbeat heartbeat) => Results.Ok(Cluster.Receive(heartbeat)));
+        app.MapGet("/v1/cluster", () => Results.Ok(Cluster.Members));
         app.MapPut("/v1/modules", async (HttpRequest request) =>
         {
             using var body = new MemoryStream();
@@ -129,38 +178,122 @@ public sealed class FerryNode : IAsyncDisposable
         app.MapGet("/v1/modules/{hash}", (string hash) =>
             Code.Get(hash) is { } module ? Results.Bytes(module.Bytes.ToArray(), "application/wasm") : Results.Problem(statusCode: 404, title: $"no module {hash} on this node"));
         app.MapPost("/v1/processes", (SubmitRequest request) => Submit(request));
-        app.MapGet("/v1/processes", () => Results.Ok(_processes.Values.OrderBy(p => p.Created).Select(Describe)));
-        app.MapGet("/v1/processes/{id}", (string id) =>
-            _processes.TryGetValue(id, out var process) ? Results.Ok(Describe(process)) : UnknownProcess(id));
-        app.MapGet("/v1/processes/{id}/output", (string id, long? stdout, long? stderr, int? waitMs) =>
+        app.MapGet("/v1/processes", (string? scope) => scope == "local"
+            ? Task.FromResult(Results.Ok(_processes.Values.OrderBy(p => p.Created).Select(Describe)))
+            : ClusterProcesses());
+        app.MapGet("/v1/processes/{id}", (string id, HttpContext context) =>
+            Elsewhere(id) is { } owner ? Proxy(context, owner) : Task.FromResult(_processes.TryGetValue(id, out var process) ? Results.Ok(Describe(process)) : UnknownProcess(id)));
+        app.MapGet("/v1/processes/{id}/output", (string id, long? stdout, long? stderr, int? waitMs, HttpContext context) =>
         {
-            if (!_processes.TryGetValue(id, out var process)) return UnknownProcess(id);
+            if (Elsewhere(id) is { } owner) return Proxy(context, owner);
+            if (!_processes.TryGetValue(id, out var process)) return Task.FromResult(UnknownProcess(id));
             var (chunks, closed) = process.Output.Read(stdout ?? 0, stderr ?? 0, TimeSpan.FromMilliseconds(Math.Clamp(waitMs ?? 0, 0, 30_000)));
-            return Results.Ok(new
+            return Task.FromResult(Results.Ok(new
             {
                 chunks = chunks.Select(c => new { stream = c.Stream, sequence = c.Sequence, data = Convert.ToBase64String(c.Data) }),
                 closed,
                 state = process.State.ToString(),
                 exitCode = process.ExitCode,
-            });
+            }));
         });
-        app.MapDelete("/v1/processes/{id}", (string id) =>
+        app.MapDelete("/v1/processes/{id}", (string id, HttpContext context) =>
         {
-            if (!_processes.TryGetValue(id, out var process)) return UnknownProcess(id);
+            if (Elsewhere(id) is { } owner) return Proxy(context, owner);
+            if (!_processes.TryGetValue(id, out var process)) return Task.FromResult(UnknownProcess(id));
             process.Kill();
-            return Results.Accepted($"/v1/processes/{id}", Describe(process));
+            return Task.FromResult(Results.Accepted($"/v1/processes/{id}", Describe(process)));
         });
         app.MapGet("/v1/node", () => Results.Ok(new
         {
             name = Name,
-            runQueue = _scheduler.RunQueueLength,
+            load = Load(),
             processes = _processes.Count,
-            running = _processes.Values.Count(p => !p.Ended),
-            memoryBytes = GC.GetTotalMemory(false),
+            moduleBytesPulled = ModuleBytesPulled,
         }));
     }
 
     private static IResult UnknownProcess(string id) => Results.Problem(statusCode: StatusCodes.Status404NotFound, title: $"no process {id}");
+
+    /// <summary>The member that owns a process id (ids are NODE-N), or null when it is this node's.</summary>
+    private Member? Elsewhere(string id)
+    {
+        var dash = id.LastIndexOf('-');
+        var owner = dash > 0 ? id[..dash] : Name;
+        return owner == Name ? null : Cluster.Find(owner);
+    }
+
+    /// <summary>Forwards the request to the member that owns it and relays its answer.</summary>
+    private async Task<IResult> Proxy(HttpContext context, Member owner)
+    {
+        if (owner.State == MemberState.Down) return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: $"node {owner.Name} is down");
+        var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), new Uri(new Uri(owner.Address), context.Request.Path + context.Request.QueryString));
+        try
+        {
+            using var response = await _peers.SendAsync(request, context.RequestAborted);
+            var body = await response.Content.ReadAsStringAsync(context.RequestAborted);
+            return Results.Text(body, response.Content.Headers.ContentType?.ToString() ?? "application/json", statusCode: (int)response.StatusCode);
+        }
+        catch (HttpRequestException e)
+        {
+            return Results.Problem(statusCode: StatusCodes.Status502BadGateway, title: $"node {owner.Name} did not answer", detail: e.Message);
+        }
+    }
+
+    /// <summary>Every process of every reachable member.</summary>
+    private async Task<IResult> ClusterProcesses()
+    {
+        var all = new List<System.Text.Json.JsonElement>(_processes.Values.OrderBy(p => p.Created).Select(p => System.Text.Json.JsonSerializer.SerializeToElement(Describe(p))));
+        foreach (var member in Cluster.Members.Where(m => m.Name != Name && m.State != MemberState.Down))
+        {
+            try
+            {
+                var remote = await _peers.GetFromJsonAsync<List<System.Text.Json.JsonElement>>(new Uri(new Uri(member.Address), "/v1/processes?scope=local"));
+                all.AddRange(remote ?? []);
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+            {
+                // A member that does not answer contributes nothing; its state shows in the cluster view.
+            }
+        }
+        return Results.Ok(all);
+    }
+
+    /// <summary>
+    /// Code on demand: fetches a module this node lacks from <paramref name="source"/> or any member, and keeps it only
+    /// if its bytes hash to what was asked for.
+    /// </summary>
+    private async Task<(Module? Module, string? Refusal)> PullModule(string hash, string? source)
+    {
+        var candidates = new List<string>();
+        if (source is not null) candidates.Add(source);
+        candidates.AddRange(Cluster.Members.Where(m => m.Name != Name && m.State == MemberState.Alive).Select(m => m.Address));
+        foreach (var address in candidates.Distinct())
+        {
+            byte[] bytes;
+            try
+            {
+                using var response = await _peers.GetAsync(new Uri(new Uri(address), $"/v1/modules/{hash}"));
+                if (!response.IsSuccessStatusCode) continue;
+                bytes = await response.Content.ReadAsByteArrayAsync();
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                continue;
+            }
+            Interlocked.Add(ref _moduleBytesPulled, bytes.Length);
+            if (Ferry.Mobility.Snapshots.SnapshotWriter.Hash(bytes) != hash) return (null, $"{address} sent a module whose SHA-256 is not {hash}: refused");
+            try
+            {
+                Code.Put(bytes);
+            }
+            catch (WasmException e)
+            {
+                return (null, $"the module from {address} is not valid: {e.Message}");
+            }
+            return (Code.Get(hash), null);
+        }
+        return (null, null);
+    }
 
     private static object Describe(HostedProcess p) => new
     {
@@ -188,10 +321,17 @@ public sealed class FerryNode : IAsyncDisposable
         return allowed && Directory.Exists(full) && guest.Length > 0 ? new Preopen(full, guest) : null;
     }
 
-    private IResult Submit(SubmitRequest request)
+    private async Task<IResult> Submit(SubmitRequest request)
     {
+        if (request.On is { } target && target != Name) return await Forward(request, target);
         var module = Code.Get(request.Module ?? "");
-        if (module is null) return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: $"module {request.Module} is not on this node: upload it first (PUT /v1/modules)");
+        if (module is null && request.Module is { Length: 64 } hash)
+        {
+            var (pulled, refusal) = await PullModule(hash, request.Source);
+            if (refusal is not null) return Results.Problem(statusCode: StatusCodes.Status502BadGateway, title: refusal);
+            module = pulled;
+        }
+        if (module is null) return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: $"module {request.Module} is not on this node or any member: upload it first (PUT /v1/modules)");
         var preopens = new List<Preopen>();
         foreach (var dir in request.Dirs ?? [])
         {
@@ -231,8 +371,28 @@ public sealed class FerryNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends a submission on to the node it names, telling it where the module can be pulled from.</summary>
+    private async Task<IResult> Forward(SubmitRequest request, string target)
+    {
+        if (Cluster.Find(target) is not { } member) return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: $"no node named {target} in the cluster");
+        if (member.State == MemberState.Down) return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: $"node {target} is down");
+        var forwarded = request with { On = null, Source = Code.Contains(request.Module ?? "") ? Address.ToString() : request.Source };
+        try
+        {
+            using var response = await _peers.PostAsJsonAsync(new Uri(new Uri(member.Address), "/v1/processes"), forwarded);
+            var body = await response.Content.ReadAsStringAsync();
+            return Results.Text(body, response.Content.Headers.ContentType?.ToString() ?? "application/json", statusCode: (int)response.StatusCode);
+        }
+        catch (HttpRequestException e)
+        {
+            return Results.Problem(statusCode: StatusCodes.Status502BadGateway, title: $"node {target} did not answer", detail: e.Message);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        await Cluster.DisposeAsync();
+        _peers.Dispose();
         foreach (var process in _processes.Values) process.Kill();
         await _app.StopAsync();
         await _app.DisposeAsync();

@@ -16,20 +16,36 @@ internal static class NodeCommands
         var data = new Option<string?>("--data") { Description = "Data directory: modules, the cluster key, files/ for preopens (default: ./ferry-NAME)" };
         var allow = new Option<string[]>("--allow-dir") { Description = "A host directory that submitted processes may preopen, besides DATA/files" };
         var workers = new Option<int?>("--workers") { Description = "Worker threads running processes (default: the number of cores)" };
-        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, data, allow, workers };
+        var join = new Option<string?>("--join") { Description = "HOST:PORT of any member of the cluster to join" };
+        var keyFile = new Option<string?>("--key-file") { Description = "The cluster key, needed with --join (default: $FERRY_KEY)" };
+        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, join, data, keyFile, allow, workers };
         start.SetAction(async (result, cancel) =>
         {
             if (!IPEndPoint.TryParse(result.GetValue(listen)!, out var endpoint)) return ProcessRunner.Fail(ExitCodes.Usage, $"--listen {result.GetValue(listen)}: expected HOST:PORT");
             var nodeName = result.GetValue(name)!;
+            var seed = result.GetValue(join);
+            var key = NodeClient.ResolveKey(result.GetValue(keyFile));
+            if (seed is not null && string.IsNullOrEmpty(key)) return ProcessRunner.Fail(ExitCodes.Usage, "--join needs the cluster key: --key-file FIRST-NODE-DATA/cluster.key or FERRY_KEY");
             var options = new NodeOptions
             {
+                Join = seed,
+                Key = seed is null ? null : key,
                 Name = nodeName,
                 Listen = endpoint,
                 DataDirectory = result.GetValue(data) ?? Path.Combine(Environment.CurrentDirectory, $"ferry-{nodeName}"),
                 AllowedDirectories = result.GetValue(allow) ?? [],
                 Workers = result.GetValue(workers) ?? Environment.ProcessorCount,
             };
-            await using var node = await FerryNode.StartAsync(options);
+            FerryNode node;
+            try
+            {
+                node = await FerryNode.StartAsync(options);
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or HttpRequestException)
+            {
+                return ProcessRunner.Fail(ExitCodes.CannotStart, $"node {nodeName} cannot start: {e.Message}");
+            }
+            await using var running = node;
             Console.WriteLine($"ferry node {nodeName} listening on {node.Address}; data in {Path.GetFullPath(options.DataDirectory)}; key in {Path.Combine(Path.GetFullPath(options.DataDirectory), FerryNode.KeyFileName)}");
             try
             {
@@ -82,9 +98,10 @@ internal static class NodeCommands
         var dirs = new Option<string[]>("--dir") { Description = "Preopen DIR[::GUEST] on the node: a path under its DATA/files or in its allow-list" };
         var envs = new Option<string[]>("--env") { Description = "K=V for the guest" };
         var wait = new Option<bool>("--wait") { Description = "Stream the output and exit with the process's exit code" };
+        var on = new Option<string?>("--on") { Description = "Run on this node of the cluster (it pulls the module by hash); default: the node asked" };
         var module = new Argument<FileInfo>("MODULE");
         var arguments = new Argument<string[]>("ARGS") { Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("submit", "Ship a module to a node and run it there; prints the process id") { client.Node, client.KeyFile, dirs, envs, wait, module, arguments };
+        var command = new Command("submit", "Ship a module to a node and run it there; prints the process id") { client.Node, client.KeyFile, on, dirs, envs, wait, module, arguments };
         command.SetAction((result, _) => WithClient(result, client, async node =>
         {
             byte[] bytes;
@@ -104,7 +121,7 @@ internal static class NodeCommands
                 env[assignment[..equals]] = assignment[(equals + 1)..];
             }
             var hash = await node.UploadModule(bytes);
-            var id = await node.Submit(new SubmitRequest(hash, [.. result.GetValue(arguments) ?? []], env, [.. result.GetValue(dirs) ?? []]));
+            var id = await node.Submit(new SubmitRequest(hash, [.. result.GetValue(arguments) ?? []], env, [.. result.GetValue(dirs) ?? []], result.GetValue(on)));
             if (!result.GetValue(wait))
             {
                 Console.WriteLine(id);
