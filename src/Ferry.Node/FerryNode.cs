@@ -81,6 +81,7 @@ public sealed class FerryNode : IAsyncDisposable
             kestrel.Limits.MaxRequestBodySize = options.MaxModuleBytes;
         });
         builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
         _app = builder.Build();
         _app.UseExceptionHandler();
         _app.UseStatusCodePages();

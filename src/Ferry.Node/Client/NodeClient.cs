@@ -67,6 +67,9 @@ public sealed class NodeClient : IDisposable
     public async Task<string> Submit(SubmitRequest request) =>
         (await Send(new HttpRequestMessage(HttpMethod.Post, "/v1/processes") { Content = JsonContent.Create(request) })).GetProperty("id").GetString()!;
 
+    /// <summary>The members of the cluster as the node sees them, with state and load.</summary>
+    public Task<JsonElement> Cluster() => Send(new HttpRequestMessage(HttpMethod.Get, "/v1/cluster"));
+
     public Task<JsonElement> Processes() => Send(new HttpRequestMessage(HttpMethod.Get, "/v1/processes"));
 
     public Task<JsonElement> Process(string id) => Send(new HttpRequestMessage(HttpMethod.Get, $"/v1/processes/{Uri.EscapeDataString(id)}"));
