@@ -126,7 +126,81 @@ public sealed class FerryNode : IAsyncDisposable
         node.Cluster = new Membership(options.Name, node.Address.ToString(), node.Key, node.Load, options.HeartbeatInterval, options.SuspectAfter, options.DownAfter);
         if (options.Join is { } seed) await node.Cluster.JoinAsync(seed.Contains("://", StringComparison.Ordinal) ? seed : $"http://{seed}");
         node.Cluster.Start();
+        node.ResumeSaved();
         return node;
+    }
+
+    private string SavedDirectory => Path.Combine(_options.DataDirectory, "processes");
+
+    /// <summary>Resumes the processes saved by the last graceful shutdown; a snapshot that cannot be restored is kept aside with a .failed suffix.</summary>
+    private void ResumeSaved()
+    {
+        if (!Directory.Exists(SavedDirectory)) return;
+        foreach (var file in Directory.GetFiles(SavedDirectory, "*.snap"))
+        {
+            var id = Path.GetFileNameWithoutExtension(file);
+            var output = new OutputLog(_options.OutputRetentionBytes);
+            var log = Path.ChangeExtension(file, ".log");
+            try
+            {
+                if (File.Exists(log))
+                {
+                    using var saved = File.OpenRead(log);
+                    output.LoadFrom(saved);
+                }
+                Ferry.Mobility.RestoredProcess restored;
+                using (var stream = File.OpenRead(file))
+                {
+                    restored = Ferry.Mobility.ProcessSnapshot.Restore(stream, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray());
+                }
+                var process = new HostedProcess(id, restored.Module, restored.Instance, restored.Wasi.Configuration.Arguments.Skip(1).ToList(), restored.Execution, restored.Wasi, output);
+                _processes[id] = process;
+                if (id.StartsWith(Name + "-", StringComparison.Ordinal) && long.TryParse(id[(Name.Length + 1)..], out var number))
+                    _nextId = Math.Max(_nextId, number);
+                _scheduler.Enqueue(process);
+                File.Delete(file);
+                File.Delete(log);
+            }
+            catch (Exception e) when (e is Ferry.Mobility.Snapshots.SnapshotFormatException or Ferry.Mobility.RestoreException or IOException)
+            {
+                File.Move(file, file + ".failed", overwrite: true);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Graceful shutdown: every running process is stopped at a safepoint and saved to DATA/processes as a snapshot,
+    /// to resume at the next start; one that cannot be saved (it holds a connected socket) is killed.
+    /// </summary>
+    private async Task SaveRunningAsync()
+    {
+        var running = _processes.Values.Where(p => !p.Ended).ToList();
+        foreach (var process in running) process.Save();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (running.Any(p => !p.Ended) && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Directory.CreateDirectory(SavedDirectory);
+        foreach (var process in running.Where(p => p.State == ProcessState.Saved))
+        {
+            var file = Path.Combine(SavedDirectory, process.Id + ".snap");
+            try
+            {
+                using (var stream = File.Create(file + ".partial"))
+                {
+                    Ferry.Mobility.ProcessSnapshot.Capture(stream, process.Module, process.Instance, process.Execution, process.Wasi);
+                }
+                using (var log = File.Create(Path.ChangeExtension(file, ".log")))
+                {
+                    process.Output.SaveTo(log);
+                }
+                File.Move(file + ".partial", file, overwrite: true);
+            }
+            catch (InvalidOperationException)
+            {
+                File.Delete(file + ".partial");
+            }
+            process.Wasi.Dispose();
+            process.Output.Close();
+        }
     }
 
     /// <summary>This node's load: run queue, running processes, CPU utilisation since the last sample, memory.</summary>
@@ -360,7 +434,7 @@ public sealed class FerryNode : IAsyncDisposable
             var instance = linker.Instantiate(store, module);
             if (!instance.TryGetExport("_start", out var start) || start.AsFunction is not { } entry)
                 throw new LinkException("the module exports no _start function", "_start");
-            var process = new HostedProcess(id, module.Hash, request.Args ?? [], store.Start(entry), wasi, output);
+            var process = new HostedProcess(id, module, instance, request.Args ?? [], store.Start(entry), wasi, output);
             _processes[id] = process;
             _scheduler.Enqueue(process);
             return Results.Created($"/v1/processes/{id}", new { id });
@@ -392,9 +466,9 @@ public sealed class FerryNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await SaveRunningAsync();
         await Cluster.DisposeAsync();
         _peers.Dispose();
-        foreach (var process in _processes.Values) process.Kill();
         await _app.StopAsync();
         await _app.DisposeAsync();
         _scheduler.Dispose();

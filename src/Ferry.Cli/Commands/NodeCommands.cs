@@ -53,7 +53,7 @@ internal static class NodeCommands
             }
             catch (OperationCanceledException)
             {
-                Console.WriteLine($"ferry node {nodeName}: stopping (running processes are ended)");
+                Console.WriteLine($"ferry node {nodeName}: stopping; running processes are saved to {Path.Combine(Path.GetFullPath(options.DataDirectory), "processes")} and resume at the next start");
             }
             return 0;
         });

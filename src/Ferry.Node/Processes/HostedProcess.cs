@@ -10,15 +10,20 @@ public enum ProcessState
     Finished,
     Trapped,
     Killed,
+    /// <summary>Stopped for the node's shutdown, to be saved and resumed at its next start.</summary>
+    Saved,
 }
 
 /// <summary>A process this node hosts: its execution, its WASI resources and its output log.</summary>
-public sealed class HostedProcess(string id, string moduleHash, IReadOnlyList<string> arguments, Execution execution, WasiProcess wasi, OutputLog output)
+public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance instance, IReadOnlyList<string> arguments, Execution execution, WasiProcess wasi, OutputLog output)
 {
     private volatile bool _killRequested;
+    private volatile bool _saveRequested;
 
     public string Id { get; } = id;
-    public string ModuleHash { get; } = moduleHash;
+    public string ModuleHash => Module.Hash;
+    internal Ferry.Wasm.Module Module { get; } = module;
+    internal Instance Instance { get; } = instance;
     public IReadOnlyList<string> Arguments { get; } = arguments;
     public DateTimeOffset Created { get; } = DateTimeOffset.UtcNow;
     public OutputLog Output { get; } = output;
@@ -31,9 +36,17 @@ public sealed class HostedProcess(string id, string moduleHash, IReadOnlyList<st
     /// <summary>Fuel slices this process has run, a measure of progress under the scheduler.</summary>
     public long Slices { get; internal set; }
     public long InstructionsExecuted => Execution.InstructionsExecuted;
-    public bool Ended => State is ProcessState.Finished or ProcessState.Trapped or ProcessState.Killed;
+    public bool Ended => State is ProcessState.Finished or ProcessState.Trapped or ProcessState.Killed or ProcessState.Saved;
 
     internal bool KillRequested => _killRequested;
+    internal bool SaveRequested => _saveRequested;
+
+    /// <summary>Stops the process at its next safepoint so that it can be saved; it ends as Saved.</summary>
+    public void Save()
+    {
+        _saveRequested = true;
+        Execution.RequestPause();
+    }
 
     /// <summary>Stops the process at its next safepoint; it ends as Killed.</summary>
     public void Kill()

@@ -63,6 +63,45 @@ public sealed class OutputLog(long retainedBytes)
         }
     }
 
+    /// <summary>Writes the retained chunks and the next sequence numbers, so a restarted node continues the same log.</summary>
+    public void SaveTo(Stream target)
+    {
+        lock (_chunks)
+        {
+            using var writer = new BinaryWriter(target, System.Text.Encoding.UTF8, leaveOpen: true);
+            writer.Write(_next[1]);
+            writer.Write(_next[2]);
+            writer.Write(_chunks.Count);
+            foreach (var chunk in _chunks)
+            {
+                writer.Write((byte)chunk.Stream);
+                writer.Write(chunk.Sequence);
+                writer.Write(chunk.Data.Length);
+                writer.Write(chunk.Data);
+            }
+        }
+    }
+
+    /// <summary>Reads what <see cref="SaveTo"/> wrote into this (empty) log.</summary>
+    public void LoadFrom(Stream source)
+    {
+        using var reader = new BinaryReader(source, System.Text.Encoding.UTF8, leaveOpen: true);
+        lock (_chunks)
+        {
+            _next[1] = reader.ReadInt64();
+            _next[2] = reader.ReadInt64();
+            for (var count = reader.ReadInt32(); count > 0; count--)
+            {
+                var stream = reader.ReadByte();
+                var sequence = reader.ReadInt64();
+                var length = reader.ReadInt32();
+                if (stream is not (1 or 2) || length < 0 || length > RetainedBytes) throw new InvalidDataException("corrupt output log");
+                _chunks.AddLast(new OutputChunk(stream, sequence, reader.ReadBytes(length)));
+                _bytes += length;
+            }
+        }
+    }
+
     private sealed class LogStream(OutputLog log, int stream) : Stream
     {
         public override bool CanRead => false;

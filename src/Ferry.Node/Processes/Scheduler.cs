@@ -38,6 +38,11 @@ public sealed class Scheduler : IDisposable
                 End(process, ProcessState.Killed);
                 continue;
             }
+            if (process.SaveRequested)
+            {
+                process.State = ProcessState.Saved;
+                continue;
+            }
             process.State = ProcessState.Running;
             var status = process.Execution.Run(_sliceFuel);
             process.Slices++;
@@ -49,6 +54,9 @@ public sealed class Scheduler : IDisposable
                     break;
                 case ExecutionStatus.Paused when process.KillRequested:
                     End(process, ProcessState.Killed);
+                    break;
+                case ExecutionStatus.Paused when process.SaveRequested:
+                    process.State = ProcessState.Saved;
                     break;
                 case ExecutionStatus.Finished:
                     process.ExitCode = process.Execution.ExitCode ?? 0;
