@@ -31,6 +31,7 @@ internal static class KernelBench
         string? json = null, filter = null;
         var programs = false;
         var snapshots = false;
+        var weak = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -39,10 +40,12 @@ internal static class KernelBench
                 case "--filter" when i + 1 < args.Length: filter = args[++i]; break;
                 case "--programs": programs = true; break;
                 case "--snapshots": snapshots = true; break;
+                case "--weak-mobility": weak = true; break;
                 default:
-                    Console.Error.WriteLine("usage: Ferry.Bench [--programs | --snapshots] [--filter NAME] [--json FILE]");
+                    Console.Error.WriteLine("usage: Ferry.Bench [--programs | --snapshots | --weak-mobility] [--filter NAME] [--json FILE]");
                     Console.Error.WriteLine("  default: kernels called in-process; --programs: whole programs through `ferry run`, and 1 GiB of I/O;");
-                    Console.Error.WriteLine("  --snapshots: capture and restore of the dirtier guest at 64 MiB, 256 MiB and 1 GiB");
+                    Console.Error.WriteLine("  --snapshots: capture and restore of the dirtier guest at 64 MiB, 256 MiB and 1 GiB;");
+                    Console.Error.WriteLine("  --weak-mobility: a query over 256 MiB on node b asked at node a, code shipped vs data copied");
                     return 2;
             }
         }
@@ -54,6 +57,7 @@ internal static class KernelBench
         }
         if (programs) return ProgramBench.Run(guests, json);
         if (snapshots) return SnapshotBench.Run(guests, json);
+        if (weak) return WeakMobilityBench.Run(guests, json).GetAwaiter().GetResult();
         var node = HasNode();
         Console.WriteLine($"machine: {CpuModel()}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, node {(node ? NodeVersion() : "missing: column skipped")}");
         var rows = new List<Row>();

@@ -87,6 +87,21 @@ public sealed class FerryNode : IAsyncDisposable
         _app.UseStatusCodePages();
         _app.Use(async (context, next) =>
         {
+            // Count what crosses the network in both directions (bodies; headers are a few hundred bytes).
+            Interlocked.Add(ref _bytesIn, context.Request.ContentLength ?? 0);
+            var counting = new CountingStream(context.Response.Body);
+            context.Response.Body = counting;
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                Interlocked.Add(ref _bytesOut, counting.Written);
+            }
+        });
+        _app.Use(async (context, next) =>
+        {
             var header = context.Request.Headers.Authorization.ToString();
             if (header != $"Bearer {Key}")
             {
@@ -112,6 +127,13 @@ public sealed class FerryNode : IAsyncDisposable
 
     private readonly HttpClient _peers;
     private long _moduleBytesPulled;
+    private long _bytesIn;
+    private long _bytesOut;
+
+    /// <summary>Request body bytes this node has received over its API.</summary>
+    public long BytesIn => Interlocked.Read(ref _bytesIn);
+    /// <summary>Response body bytes this node has sent over its API.</summary>
+    public long BytesOut => Interlocked.Read(ref _bytesOut);
     private TimeSpan _lastCpu = Environment.CpuUsage.TotalTime;
     private DateTime _lastSample = DateTime.UtcNow;
     private double _cpu;
@@ -284,6 +306,8 @@ public sealed class FerryNode : IAsyncDisposable
             load = Load(),
             processes = _processes.Count,
             moduleBytesPulled = ModuleBytesPulled,
+            bytesIn = BytesIn,
+            bytesOut = BytesOut,
         }));
     }
 
