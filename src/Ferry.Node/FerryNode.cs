@@ -262,7 +262,14 @@ public sealed class FerryNode : IAsyncDisposable
         app.MapPut("/v1/modules", async (HttpRequest request) =>
         {
             using var body = new MemoryStream();
-            await request.Body.CopyToAsync(body);
+            try
+            {
+                await request.Body.CopyToAsync(body);
+            }
+            catch (BadHttpRequestException e)
+            {
+                return Results.Problem(statusCode: e.StatusCode, title: $"the upload is refused: {e.Message} (this node accepts modules of up to {_options.MaxModuleBytes:N0} bytes)");
+            }
             try
             {
                 return Results.Ok(new { hash = Code.Put(body.ToArray()) });

@@ -138,6 +138,35 @@ public sealed class NodeApiTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_oversized_upload_and_a_client_that_disconnects_mid_upload_leave_the_node_serving()
+    {
+        using (var socket = new System.Net.Sockets.TcpClient())
+        {
+            await socket.ConnectAsync(_node.Address.Host, _node.Address.Port);
+            var stream = socket.GetStream();
+            var head = $"PUT /v1/modules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_node.Key}\r\nContent-Length: {(64 << 20) + 1}\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+            var answer = new byte[64];
+            var read = await stream.ReadAsync(answer);
+            Assert.StartsWith("HTTP/1.1 413", Encoding.ASCII.GetString(answer, 0, read));
+        }
+
+        using (var socket = new System.Net.Sockets.TcpClient())
+        {
+            await socket.ConnectAsync(_node.Address.Host, _node.Address.Port);
+            var stream = socket.GetStream();
+            var head = $"PUT /v1/modules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_node.Key}\r\nContent-Length: 100000\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+            await stream.WriteAsync(new byte[1000]);
+        }
+        var hash = await Upload(File.ReadAllBytes(Guests.Wasm("hello")));
+        var (stdout, _, _, exitCode) = await Follow(await Submit(hash));
+        Assert.Equal(0, exitCode);
+        Assert.Equal("Hello from a Ferry guest!\n", stdout);
+        Assert.Single(Directory.GetFiles(Path.Combine(_data.FullName, "modules")));
+    }
+
+    [Fact]
     public async Task Two_hundred_concurrent_processes_finish_and_a_busy_loop_starves_none_of_them()
     {
         var busy = await Upload(Wat.ToWasm("""

@@ -24,7 +24,7 @@ public sealed class ShutdownTests : IDisposable
     [Fact]
     public async Task A_process_running_at_shutdown_is_saved_and_finishes_after_the_next_start_with_the_uninterrupted_result()
     {
-        string[] arguments = ["--mib", "2", "--iterations", "400", "--writes-per-iteration", "3000", "--report", "100"];
+        string[] arguments = ["--mib", "2", "--iterations", "4000", "--writes-per-iteration", "3000", "--report", "1000"];
         var expected = Guests.NativeRun("dirtier", arguments).Text;
         string id;
         var before = new MemoryStream();
