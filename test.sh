@@ -19,6 +19,7 @@ fi
 
 if [ -x guests/build.sh ]; then
   guests/build.sh || { echo "test.sh: building the guest programs failed"; exit 1; }
+  guests/build.sh --check-demo || { echo "test.sh: the committed demo guests do not match their sources"; exit 1; }
 fi
 
 dotnet build Ferry.slnx -c Release -nologo -v quiet || { echo "test.sh: the build failed"; exit 1; }

@@ -2,8 +2,8 @@
 # Builds every guest program: guests/*.c as WASI commands (guests/out/NAME.wasm) and natively with gcc
 # (guests/out/native/NAME, except files marked "// wasi-only"), guests/kernels/*.c as import-free modules exporting run
 # (guests/out/kernels/) and as whole programs printing their result (guests/out/programs/, WASI and native),
-# and the demo guest into src/Ferry.Cli/Demo/demo.wasm. --check-demo verifies the committed demo.wasm
-# is exactly what its source builds to.
+# and the demo guests into src/Ferry.Cli/Demo/ (demo.wasm, query.wasm). --check-demo verifies the committed
+# files are exactly what their sources build to.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/out"
@@ -17,13 +17,19 @@ build_demo() {
   "$cc" --target=wasm32 "${common[@]}" -nostdlib -Wl,--no-entry -Wl,--strip-all -o "$1" "$here/demo.c"
 }
 
+build_demo_query() {
+  "$cc" --target=wasm32-wasi --sysroot=/usr "${common[@]}" -Wl,--strip-all -o "$1" "$here/query.c"
+}
+
 if [ "${1:-}" = "--check-demo" ]; then
   fresh=$(mktemp)
   trap 'rm -f "$fresh"' EXIT
+  status=0
   build_demo "$fresh"
-  if cmp -s "$fresh" "$here/../src/Ferry.Cli/Demo/demo.wasm"; then echo "demo.wasm matches guests/demo.c"; exit 0; fi
-  echo "src/Ferry.Cli/Demo/demo.wasm differs from a build of guests/demo.c: run guests/build.sh and commit it"
-  exit 1
+  if cmp -s "$fresh" "$here/../src/Ferry.Cli/Demo/demo.wasm"; then echo "demo.wasm matches guests/demo.c"; else echo "src/Ferry.Cli/Demo/demo.wasm differs from a build of guests/demo.c: run guests/build.sh and commit it"; status=1; fi
+  build_demo_query "$fresh"
+  if cmp -s "$fresh" "$here/../src/Ferry.Cli/Demo/query.wasm"; then echo "query.wasm matches guests/query.c"; else echo "src/Ferry.Cli/Demo/query.wasm differs from a build of guests/query.c: run guests/build.sh and commit it"; status=1; fi
+  exit $status
 fi
 
 newer() { [ ! -e "$2" ] || [ "$1" -nt "$2" ]; }
@@ -63,4 +69,9 @@ demo="$here/../src/Ferry.Cli/Demo/demo.wasm"
 if newer "$here/demo.c" "$demo"; then
   echo "guests: demo.wasm"
   build_demo "$demo"
+fi
+demo_query="$here/../src/Ferry.Cli/Demo/query.wasm"
+if newer "$here/query.c" "$demo_query"; then
+  echo "guests: demo query.wasm"
+  build_demo_query "$demo_query"
 fi

@@ -59,6 +59,16 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public void The_demo_runs_a_query_on_a_three_node_cluster_and_a_guest_moved_between_stores_and_checks_both()
+    {
+        var result = Guests.Ferry(["demo", "--slice", "50000000"], timeout: TimeSpan.FromMinutes(3));
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("200000 records, 50119 in north", result.Text);
+        Assert.Contains("c pulled the code once", result.Text);
+        Assert.Contains("identical", result.Text);
+    }
+
+    [Fact]
     public void The_echo_server_serves_clients_on_a_granted_listening_socket()
     {
         var port = FreePort();

@@ -7,9 +7,9 @@ using Ferry.Wasm;
 namespace Ferry.Cli.Commands;
 
 /// <summary>
-/// `ferry demo`: runs the embedded guest and moves it, mid-run, from one store to a fresh one after every
-/// slice of instructions (strong mobility within this process), then checks the result against an
-/// uninterrupted run.
+/// `ferry demo`: first a three-node cluster on loopback answering a query where the data lives (weak mobility);
+/// then the embedded guest moved, mid-run, from one store to a fresh one after every slice of instructions
+/// (strong mobility), its result checked against an uninterrupted run.
 /// </summary>
 internal static class DemoCommand
 {
@@ -17,8 +17,13 @@ internal static class DemoCommand
     {
         var limit = new Option<uint>("--limit") { Description = "Count primes below this number", DefaultValueFactory = _ => 300_000 };
         var slice = new Option<long>("--slice") { Description = "Instructions to run between moves", DefaultValueFactory = _ => 25_000_000 };
-        var command = new Command("demo", "Run the embedded demo guest, moving it to a new store after every slice of instructions") { limit, slice };
-        command.SetAction(result => Run(result.GetValue(limit), result.GetValue(slice)));
+        var command = new Command("demo", "Three nodes on loopback answer a query where the data lives; then a guest moves between stores mid-run") { limit, slice };
+        command.SetAction(async (result, _) =>
+        {
+            var weak = await ClusterDemo.Run(Embedded("query.wasm"));
+            Console.WriteLine();
+            return Run(result.GetValue(limit), result.GetValue(slice)) | weak;
+        });
         return command;
     }
 
@@ -29,8 +34,8 @@ internal static class DemoCommand
             Console.Error.WriteLine("ferry demo: --slice must be positive");
             return 2;
         }
-        var module = Module.Load(EmbeddedDemo());
-        Console.WriteLine($"ferry demo: module {module.Hash[..16]}, {module.Bytes.Length} bytes; counting primes below {limit:N0}");
+        var module = Module.Load(Embedded("demo.wasm"));
+        Console.WriteLine($"2. strong mobility: module {module.Hash[..16]}, {module.Bytes.Length} bytes, counting primes below {limit:N0}");
         Console.WriteLine($"  the process moves to a fresh store after every {slice:N0} instructions");
 
         var host = 'A';
@@ -98,10 +103,10 @@ internal static class DemoCommand
         return frames;
     }
 
-    private static byte[] EmbeddedDemo()
+    private static byte[] Embedded(string name)
     {
-        using var stream = typeof(DemoCommand).Assembly.GetManifestResourceStream("demo.wasm")
-            ?? throw new InvalidOperationException("the demo guest is missing from this build of ferry");
+        using var stream = typeof(DemoCommand).Assembly.GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"the demo guest {name} is missing from this build of ferry");
         using var copy = new MemoryStream();
         stream.CopyTo(copy);
         return copy.ToArray();
