@@ -73,7 +73,7 @@ public static class ProcessSnapshot
     /// (files reopened at their offsets, directories, listeners rebound), instance and memory, execution. Nothing
     /// of the guest runs; everything is checked before this returns, and on any failure nothing is kept.
     /// </summary>
-    public static RestoredProcess Restore(Stream stream, Stream stdin, Stream stdout, Stream stderr, Func<string, byte[]?> moduleByHash)
+    public static RestoredProcess Restore(Stream stream, Stream stdin, Stream stdout, Stream stderr, Func<string, byte[]?> moduleByHash, bool suspendInsteadOfBlocking = false)
     {
         var reader = new SnapshotReader(stream);
         var snapshot = reader.ReadState(moduleByHash);
@@ -97,6 +97,7 @@ public static class ProcessSnapshot
             Stdin = stdin,
             Stdout = stdout,
             Stderr = stderr,
+            SuspendInsteadOfBlocking = suspendInsteadOfBlocking,
         };
         foreach (var preopen in configuration.Preopens)
         {

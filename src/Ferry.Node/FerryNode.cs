@@ -173,7 +173,7 @@ public sealed class FerryNode : IAsyncDisposable
                 Ferry.Mobility.RestoredProcess restored;
                 using (var stream = File.OpenRead(file))
                 {
-                    restored = Ferry.Mobility.ProcessSnapshot.Restore(stream, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray());
+                    restored = Ferry.Mobility.ProcessSnapshot.Restore(stream, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray(), suspendInsteadOfBlocking: true);
                 }
                 var process = new HostedProcess(id, restored.Module, restored.Instance, restored.Wasi.Configuration.Arguments.Skip(1).ToList(), restored.Execution, restored.Wasi, output);
                 _processes[id] = process;
@@ -456,6 +456,7 @@ public sealed class FerryNode : IAsyncDisposable
             Preopens = preopens,
             Stdout = output.Writer(1),
             Stderr = output.Writer(2),
+            SuspendInsteadOfBlocking = true,
         });
         try
         {

@@ -15,6 +15,11 @@ public sealed class WasiConfiguration
     public Stream Stdin { get; init; } = Stream.Null;
     public Stream Stdout { get; init; } = Stream.Null;
     public Stream Stderr { get; init; } = Stream.Null;
+    /// <summary>
+    /// When a call would wait (poll_oneoff with nothing ready), suspend the execution instead of blocking the thread,
+    /// so a scheduler can run other processes meanwhile; the call is made again when the process resumes.
+    /// </summary>
+    public bool SuspendInsteadOfBlocking { get; init; }
     /// <summary>Source of random_get; cryptographic randomness unless a deterministic one is given.</summary>
     public Action<Span<byte>> Random { get; init; } = System.Security.Cryptography.RandomNumberGenerator.Fill;
 }

@@ -195,7 +195,8 @@ public sealed partial class WasiProcess : IDisposable
     {
         var count = (uint)a[2];
         if (count == 0) return Errno.Invalid;
-        var start = Stopwatch.GetTimestamp();
+        // A poll that suspended and is now made again keeps its first start, so relative timeouts do not restart.
+        var start = _suspendedPollStart ?? Stopwatch.GetTimestamp();
         while (true)
         {
             var memory = new GuestMemory(context.Memory);
@@ -245,12 +246,22 @@ public sealed partial class WasiProcess : IDisposable
             }
             if (events > 0)
             {
+                _suspendedPollStart = null;
                 memory.WriteU32(a[3], events);
                 return Errno.Success;
             }
-            Thread.Sleep(TimeSpan.FromTicks(Math.Max(1, Math.Min(wait, 50_000_000) / 100)));
+            var pause = TimeSpan.FromTicks(Math.Max(1, Math.Min(wait, 50_000_000) / 100));
+            if (_configuration.SuspendInsteadOfBlocking)
+            {
+                _suspendedPollStart = start;
+                context.Suspend(DateTime.UtcNow + pause);
+                return Errno.Success;
+            }
+            Thread.Sleep(pause);
         }
     }
+
+    private long? _suspendedPollStart;
 
     private (Errno, ulong) Readiness(uint fd, bool read)
     {

@@ -114,4 +114,40 @@ public sealed class EmbeddingTests
         Assert.Equal(ExecutionStatus.Finished, execution.Run());
         Assert.Equal(3, execution.ExitCode);
     }
+
+    [Fact]
+    public void A_host_function_can_suspend_instead_of_blocking_and_is_called_again_on_resume()
+    {
+        var module = Module.Load(Wat.ToWasm("""
+            (module (import "host" "wait" (func $wait (result i32)))
+              (global $before (mut i32) (i32.const 0))
+              (func (export "main") (result i32)
+                (global.set $before (i32.add (global.get $before) (i32.const 1)))
+                (i32.add (call $wait) (global.get $before))))
+            """));
+        var calls = 0;
+        var linker = new Linker().DefineFunction("host", "wait", new FuncType([], [ValType.I32]), (context, _, results) =>
+        {
+            if (++calls < 3)
+            {
+                context.Suspend(DateTime.UtcNow.AddMilliseconds(5));
+                return;
+            }
+            results[0] = 40;
+        });
+        var store = new Store();
+        var instance = linker.Instantiate(store, module);
+        var execution = store.Start(instance.GetFunction("main"));
+        Assert.Equal(ExecutionStatus.HostSuspended, execution.Run());
+        Assert.NotNull(execution.WakeAt);
+
+        var state = execution.Capture();
+        var restored = linker.Instantiate(store, module);
+        InstanceState.Capture(instance).RestoreInto(restored);
+        var resumed = Execution.Restore(restored, state);
+        Assert.Equal(ExecutionStatus.HostSuspended, resumed.Run());
+        Assert.Equal(ExecutionStatus.Finished, resumed.Run());
+        Assert.Equal(41, resumed.Results[0].AsI32());
+        Assert.Equal(3, calls);
+    }
 }

@@ -167,6 +167,37 @@ public sealed class NodeApiTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_process_sleeping_in_poll_oneoff_does_not_hold_a_worker()
+    {
+        // Sleeps 2 s through poll_oneoff (one relative clock subscription), then exits with 7.
+        var sleeper = await Upload(Wat.ToWasm("""
+            (module
+              (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+              (memory (export "memory") 1)
+              (func (export "_start")
+                (i32.store8 (i32.const 8) (i32.const 0))
+                (i32.store (i32.const 16) (i32.const 1))
+                (i64.store (i32.const 24) (i64.const 2000000000))
+                (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+                (call $exit (i32.const 7))))
+            """));
+        var hello = await Upload(File.ReadAllBytes(Guests.Wasm("hello")));
+        var clock = Stopwatch.StartNew();
+        var sleepers = new List<string>();
+        for (var i = 0; i < 4; i++) sleepers.Add(await Submit(sleeper));
+        var quick = new List<string>();
+        for (var i = 0; i < 20; i++) quick.Add(await Submit(hello));
+        foreach (var id in quick) Assert.Equal(0, (await Follow(id)).ExitCode);
+        var quickDone = clock.Elapsed;
+        foreach (var id in sleepers) Assert.Equal(7, (await Follow(id)).ExitCode);
+        var sleepersDone = clock.Elapsed;
+        output.WriteLine($"with 2 workers and 4 processes sleeping 2 s: 20 others finished after {quickDone.TotalMilliseconds:F0} ms, the sleepers after {sleepersDone.TotalMilliseconds:F0} ms");
+        Assert.True(quickDone < TimeSpan.FromSeconds(1.8), $"the sleepers held the workers: the others took {quickDone.TotalMilliseconds:F0} ms");
+        Assert.True(sleepersDone >= TimeSpan.FromSeconds(2), "the sleepers did not sleep");
+    }
+
+    [Fact]
     public async Task Two_hundred_concurrent_processes_finish_and_a_busy_loop_starves_none_of_them()
     {
         var busy = await Upload(Wat.ToWasm("""

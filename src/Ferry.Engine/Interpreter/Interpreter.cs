@@ -1094,6 +1094,13 @@ public sealed unsafe partial class Execution
             {
                 SavePosition((int)(ip - _codeBase), (int)(f - _stackBase));
                 status = CallHost(hostCallee, _instance!, f + argBase);
+                if (status == ExecutionStatus.HostSuspended)
+                {
+                    // Stop before the call, so that resuming makes it again.
+                    SavePosition((int)(ip - _codeBase) - 1, (int)(f - _stackBase));
+                    fuelRef = fuel;
+                    return status;
+                }
                 if (status != ExecutionStatus.Ready)
                 {
                     fuelRef = fuel;
@@ -1142,9 +1149,15 @@ public sealed unsafe partial class Execution
         var resultCount = type.Results.Length;
         if (_hostResults.Length < resultCount) _hostResults = new ulong[resultCount];
         _hostContext.Caller = caller;
+        _hostContext.SuspendRequested = false;
         try
         {
             host.Callback(_hostContext, new ReadOnlySpan<ulong>(slots, type.Parameters.Length), _hostResults.AsSpan(0, resultCount));
+            if (_hostContext.SuspendRequested)
+            {
+                WakeAt = _hostContext.WakeAt;
+                return ExecutionStatus.HostSuspended;
+            }
         }
         catch (ProcessExitException exit)
         {

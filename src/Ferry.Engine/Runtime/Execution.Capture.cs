@@ -10,8 +10,8 @@ public sealed partial class Execution
     /// </summary>
     public ExecutionState Capture()
     {
-        if (Status is not (ExecutionStatus.Ready or ExecutionStatus.Paused or ExecutionStatus.OutOfFuel))
-            throw new InvalidOperationException($"an execution can be captured when paused, out of fuel or not yet run, not when {Status}");
+        if (Status is not (ExecutionStatus.Ready or ExecutionStatus.Paused or ExecutionStatus.OutOfFuel or ExecutionStatus.HostSuspended))
+            throw new InvalidOperationException($"an execution can be captured when paused, out of fuel, suspended in a host call or not yet run, not when {Status}");
         if (_entry is not WasmFunction entry) throw new InvalidOperationException("a host-function call has no execution segment to capture");
         var top = _function!;
         var frames = new FrameState[_depth + 1];
@@ -37,7 +37,10 @@ public sealed partial class Execution
     private int TopInstruction(CompiledFunction top)
     {
         if (Status == ExecutionStatus.Ready) return -1;
-        var instr = (_step ? top.Step : top.Fast).Instrs[_pc];
+        var code = _step ? top.Step : top.Fast;
+        // A suspended host call resumes at its call instruction, which then runs again (and is counted again).
+        if (Status == ExecutionStatus.HostSuspended) return code.Instructions[_pc];
+        var instr = code.Instrs[_pc];
         if (instr.Op is not (Op.FuelFast or Op.FuelStep) || instr.A < 0)
             throw new InvalidOperationException("the execution is not stopped at an instruction boundary");
         return instr.A;

@@ -16,6 +16,8 @@ public enum ExecutionStatus
     Paused,
     /// <summary>A load or store touched a memory frame that is not present; <see cref="Execution.AbsentFrame"/> names it.</summary>
     FrameAbsent,
+    /// <summary>A host function would have blocked and asked to be called again (<see cref="Execution.WakeAt"/>); resuming repeats the call.</summary>
+    HostSuspended,
 }
 
 /// <summary>A saved caller frame: which function, where to continue, its slot base, which translation.</summary>
@@ -102,6 +104,8 @@ public sealed partial class Execution
     public long AbsentFrame { get; private set; } = -1;
     /// <summary>Wasm instructions executed so far, over all runs (structural markers are free).</summary>
     public long InstructionsExecuted { get; private set; }
+    /// <summary>When a suspended host call is worth retrying (UTC), if it said.</summary>
+    public DateTime? WakeAt { get; private set; }
     /// <summary>Wasm frames on the call stack.</summary>
     public int CallDepth => _function is null ? 0 : _depth + 1;
 

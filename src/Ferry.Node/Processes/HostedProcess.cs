@@ -39,6 +39,9 @@ public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance 
     public bool Ended => State is ProcessState.Finished or ProcessState.Trapped or ProcessState.Killed or ProcessState.Saved;
 
     internal bool KillRequested => _killRequested;
+
+    /// <summary>Set while the process waits, off the run queue, for a suspended host call to be worth retrying.</summary>
+    internal CancellationTokenSource? Parked { get; set; }
     internal bool SaveRequested => _saveRequested;
 
     /// <summary>Stops the process at its next safepoint so that it can be saved; it ends as Saved.</summary>
@@ -46,6 +49,7 @@ public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance 
     {
         _saveRequested = true;
         Execution.RequestPause();
+        Parked?.Cancel();
     }
 
     /// <summary>Stops the process at its next safepoint; it ends as Killed.</summary>
@@ -53,5 +57,6 @@ public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance 
     {
         _killRequested = true;
         Execution.RequestPause();
+        Parked?.Cancel();
     }
 }

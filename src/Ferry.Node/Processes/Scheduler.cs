@@ -58,6 +58,11 @@ public sealed class Scheduler : IDisposable
                 case ExecutionStatus.Paused when process.SaveRequested:
                     process.State = ProcessState.Saved;
                     break;
+                case ExecutionStatus.HostSuspended:
+                    // Waiting in a host call: the worker moves on; the process comes back when it may proceed.
+                    process.State = ProcessState.Runnable;
+                    Park(process, process.Execution.WakeAt ?? DateTime.UtcNow);
+                    break;
                 case ExecutionStatus.Finished:
                     process.ExitCode = process.Execution.ExitCode ?? 0;
                     End(process, ProcessState.Finished);
@@ -73,6 +78,19 @@ public sealed class Scheduler : IDisposable
                     break;
             }
         }
+    }
+
+    private void Park(HostedProcess process, DateTime wakeAt)
+    {
+        var delay = wakeAt - DateTime.UtcNow;
+        var wake = new CancellationTokenSource();
+        process.Parked = wake;
+        Task.Delay(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, wake.Token).ContinueWith(_ =>
+        {
+            process.Parked = null;
+            wake.Dispose();
+            if (!_runQueue.IsAddingCompleted) _runQueue.Add(process);
+        }, TaskScheduler.Default);
     }
 
     private static void End(HostedProcess process, ProcessState state)
