@@ -81,6 +81,9 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(0, await client.CopyOutput(id, Stream.Null, Stream.Null, follow: true));
         var refused = await Assert.ThrowsAsync<NodeRequestException>(() => client.Submit(new SubmitRequest(hash, [], null, null, On: "c")));
         Assert.Equal(503, refused.Status);
+        var unknown = await Assert.ThrowsAsync<NodeRequestException>(() => client.Submit(new SubmitRequest(hash, [], null, null, On: "zz")));
+        Assert.Equal(404, unknown.Status);
+        Assert.Contains("no node named zz", unknown.Message);
     }
 
     [Fact]
