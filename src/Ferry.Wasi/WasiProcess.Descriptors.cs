@@ -129,10 +129,15 @@ public sealed partial class WasiProcess
         return Errno.Success;
     }
 
-    private Errno FdPread(HostCallContext context, ReadOnlySpan<ulong> a)
+    private Errno FdPread(HostCallContext context, ReadOnlySpan<ulong> a) => Positioned(context, a, write: false);
+
+    private Errno FdPwrite(HostCallContext context, ReadOnlySpan<ulong> a) => Positioned(context, a, write: true);
+
+    /// <summary>pread and pwrite: a transfer at an explicit offset that leaves the file's own offset alone.</summary>
+    private Errno Positioned(HostCallContext context, ReadOnlySpan<ulong> a, bool write)
     {
         var file = Resources.Get<FileResource>((uint)a[0], Errno.SeekPipe);
-        if (!file.Readable) return Errno.BadFd;
+        if (write ? !file.Writable : !file.Readable) return Errno.BadFd;
         var memory = new GuestMemory(context.Memory);
         var vectors = memory.Slice(a[1], a[2] * IovecSize);
         var offset = (long)a[3];
@@ -141,28 +146,15 @@ public sealed partial class WasiProcess
         for (var i = 0; i < (int)a[2]; i++)
         {
             var buffer = Iovec(memory, vectors, i);
+            if (write)
+            {
+                RandomAccess.Write(file.Handle, buffer, offset);
+                offset += buffer.Length;
+                continue;
+            }
             var read = RandomAccess.Read(file.Handle, buffer, offset);
             offset += read;
             if (read < buffer.Length) break;
-        }
-        memory.WriteU32(a[4], (uint)(offset - start));
-        return Errno.Success;
-    }
-
-    private Errno FdPwrite(HostCallContext context, ReadOnlySpan<ulong> a)
-    {
-        var file = Resources.Get<FileResource>((uint)a[0], Errno.SeekPipe);
-        if (!file.Writable) return Errno.BadFd;
-        var memory = new GuestMemory(context.Memory);
-        var vectors = memory.Slice(a[1], a[2] * IovecSize);
-        var offset = (long)a[3];
-        if (offset < 0) return Errno.Invalid;
-        var start = offset;
-        for (var i = 0; i < (int)a[2]; i++)
-        {
-            var data = Iovec(memory, vectors, i);
-            RandomAccess.Write(file.Handle, data, offset);
-            offset += data.Length;
         }
         memory.WriteU32(a[4], (uint)(offset - start));
         return Errno.Success;
