@@ -12,16 +12,17 @@ internal static class RunCommand
 {
     public static Command Create()
     {
-        var dirs = new Option<string[]>("--dir") { Description = "Grant a host directory, seen by the guest as GUEST (default: the host path): HOST[::GUEST]", AllowMultipleArgumentsPerToken = false };
-        var envs = new Option<string[]>("--env") { Description = "Set an environment variable for the guest: K=V" };
-        var listens = new Option<string[]>("--tcplisten") { Description = "Grant a listening TCP socket on HOST:PORT, as a preopened descriptor after the directories" };
-        var fuel = new Option<long?>("--fuel") { Description = $"Stop after this many Wasm instructions (exit {ExitCodes.OutOfFuel})" };
+        var dirs = new Option<string[]>("--dir") { Description = "Grant a host directory, seen by the guest as GUEST (default: the host path)", HelpName = "HOST[::GUEST]" };
+        var envs = new Option<string[]>("--env") { Description = "Set an environment variable for the guest", HelpName = "K=V" };
+        var listens = new Option<string[]>("--tcplisten") { Description = "Grant a listening TCP socket, as a preopened descriptor after the directories", HelpName = "HOST:PORT" };
+        var fuel = new Option<long?>("--fuel") { Description = $"Stop after this many Wasm instructions (exit {ExitCodes.OutOfFuel})", HelpName = "N" };
         var stop = SnapshotOptions.Create();
         var module = new Argument<FileInfo>("MODULE") { Description = "The WebAssembly module (a WASI command exporting _start)" };
         var arguments = new Argument<string[]>("ARGS") { Description = "Arguments passed to the guest", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("run", $"""
             Run a WebAssembly module with WASI. Exits with the guest's exit code; {ExitCodes.Trap} when it traps,
-            {ExitCodes.OutOfFuel} when --fuel runs out, {ExitCodes.CannotStart} when it cannot start, {ExitCodes.Usage} for bad input.
+            {ExitCodes.Snapshotted} when it was stopped and saved to a snapshot, {ExitCodes.OutOfFuel} when --fuel runs out,
+            {ExitCodes.CannotStart} when it cannot start, {ExitCodes.Usage} for bad input.
             """)
         {
             dirs, envs, listens, fuel, stop.PauseAfter, stop.Snapshot, stop.SnapshotOn, stop.NoCode, module, arguments,

@@ -5,9 +5,9 @@ namespace Ferry.Cli.Commands;
 /// <summary>The options shared by `run` and `resume` for stopping a process and saving it.</summary>
 internal sealed class SnapshotOptions
 {
-    public Option<long?> PauseAfter { get; } = new("--pause-after-instructions") { Description = "Stop after exactly N more Wasm instructions and save the process to --snapshot" };
-    public Option<string?> Snapshot { get; } = new("--snapshot") { Description = "The snapshot file to save the process to when it stops" };
-    public Option<string?> SnapshotOn { get; } = new("--snapshot-on") { Description = "Stop and save to --snapshot when this signal arrives (SIGTERM)" };
+    public Option<long?> PauseAfter { get; } = new("--pause-after-instructions") { Description = "Stop after exactly N more Wasm instructions and save the process to --snapshot", HelpName = "N" };
+    public Option<string?> Snapshot { get; } = new("--snapshot") { Description = "The snapshot file to save the process to when it stops", HelpName = "FILE" };
+    public Option<string?> SnapshotOn { get; } = new("--snapshot-on") { Description = "Stop and save to --snapshot when this signal arrives", HelpName = "SIGTERM" };
     public Option<bool> NoCode { get; } = new("--no-code") { Description = "Leave the module out of the snapshot; resume finds it by its SHA-256" };
 
     public static SnapshotOptions Create() => new();
