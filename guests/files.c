@@ -65,6 +65,14 @@ int main(int argc, char **argv) {
     printf("size by seek: %ld\n", (long)end);
     close(fd);
 
+    fd = open("work/notes.txt", O_RDWR);
+    check(fd >= 0, "open rw");
+    check(pwrite(fd, "LINE", 4, 7) == 4, "pwrite");
+    check(pread(fd, buffer, 12, 5) == 12, "pread");
+    printf("pread after pwrite: %.12s\n", buffer);
+    printf("offset untouched: %ld\n", (long)lseek(fd, 0, SEEK_CUR));
+    close(fd);
+
     struct stat st;
     check(stat("work/notes.txt", &st) == 0, "stat");
     printf("size by stat: %ld, regular: %d\n", (long)st.st_size, S_ISREG(st.st_mode));
