@@ -22,16 +22,20 @@ public sealed class RestoredProcess(Module module, Store store, Instance instanc
     public void Dispose() => Wasi.Dispose();
 }
 
+/// <summary>What a live-migration target holds before the process image arrives: the loaded module, its store, and the memory received so far.</summary>
+public sealed record ReceivedSegments(Module Module, Store Store, Ferry.Engine.Memory.LinearMemory? Memory);
+
 /// <summary>Captures a whole WASI process (code, execution and resource segments) into a snapshot and restores it.</summary>
 public static class ProcessSnapshot
 {
     /// <summary>Writes the process to <paramref name="stream"/>. It must be paused, out of fuel, or not yet started.</summary>
-    public static SnapshotHeader Capture(Stream stream, Module module, Instance instance, Execution execution, WasiProcess wasi, bool embedCode = true)
+    /// <remarks>With <paramref name="memoryFrames"/> false only the page count of memory is written (live migration moves frames itself).</remarks>
+    public static SnapshotHeader Capture(Stream stream, Module module, Instance instance, Execution execution, WasiProcess wasi, bool embedCode = true, bool memoryFrames = true)
     {
         var state = execution.Capture();
         var header = new SnapshotHeader(module.Hash, embedCode, state.InstructionsExecuted, instance.Memory?.Pages ?? 0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         var snapshot = new Snapshot(header, module.Bytes, Resources(wasi), Output(wasi), InstanceState.Capture(instance), state);
-        SnapshotWriter.Write(stream, snapshot, instance.Memory);
+        SnapshotWriter.Write(stream, snapshot, instance.Memory, memoryFrames);
         return header;
     }
 
@@ -73,18 +77,29 @@ public static class ProcessSnapshot
     /// (files reopened at their offsets, directories, listeners rebound), instance and memory, execution. Nothing
     /// of the guest runs; everything is checked before this returns, and on any failure nothing is kept.
     /// </summary>
-    public static RestoredProcess Restore(Stream stream, Stream stdin, Stream stdout, Stream stderr, Func<string, byte[]?> moduleByHash, bool suspendInsteadOfBlocking = false)
+    /// <param name="received">
+    /// For live migration: the module, already loaded, and the linear memory received ahead of the snapshot (created
+    /// by the store for the module's memory type); the snapshot's frames, if any, go on top of what it holds.
+    /// </param>
+    public static RestoredProcess Restore(Stream stream, Stream stdin, Stream stdout, Stream stderr, Func<string, byte[]?> moduleByHash, bool suspendInsteadOfBlocking = false, ReceivedSegments? received = null)
     {
         var reader = new SnapshotReader(stream);
         var snapshot = reader.ReadState(moduleByHash);
         Module module;
-        try
+        if (received is not null && received.Module.Hash == snapshot.Header.ModuleHash)
         {
-            module = Module.Load(snapshot.Code);
+            module = received.Module;
         }
-        catch (WasmException e)
+        else
         {
-            throw new SnapshotFormatException($"the snapshot's module does not load: {e.Message}");
+            try
+            {
+                module = Module.Load(snapshot.Code);
+            }
+            catch (WasmException e)
+            {
+                throw new SnapshotFormatException($"the snapshot's module does not load: {e.Message}");
+            }
         }
 
         var resources = snapshot.Resources;
@@ -115,12 +130,12 @@ public static class ProcessSnapshot
         try
         {
             wasi.Resources.Replace(Reestablish(resources, snapshot.Output, wasi, configuration));
-            var store = new Store();
+            var store = received?.Store ?? new Store();
             var linker = new Linker();
             wasi.Define(linker);
-            var instance = linker.InstantiateForRestore(store, module);
+            var instance = received?.Memory is { } memory ? linker.InstantiateForRestore(store, module, memory) : linker.InstantiateForRestore(store, module);
             if (snapshot.Header.MemoryPages > 0 && instance.Memory is null) throw new SnapshotFormatException("the snapshot has memory but its module has none");
-            reader.ReadMemory(instance.Memory, snapshot.Header.MemoryPages);
+            reader.ReadMemory(instance.Memory, snapshot.Header.MemoryPages, keepContents: received?.Memory is not null);
             snapshot.Instance.RestoreInto(instance);
             var execution = Execution.Restore(instance, snapshot.Execution);
             wasi.ContinueMonotonicClockFrom(resources.MonotonicNanoseconds);

@@ -94,6 +94,13 @@ public sealed partial class WasiProcess
         return memory.Slice(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..]));
     }
 
+    /// <summary>The buffer that ciovec <paramref name="index"/> names, for the host to read only.</summary>
+    private static ReadOnlySpan<byte> Ciovec(GuestMemory memory, ReadOnlySpan<byte> vectors, int index)
+    {
+        var vector = vectors.Slice(index * IovecSize, IovecSize);
+        return memory.Read(BitConverter.ToUInt32(vector), BitConverter.ToUInt32(vector[4..]));
+    }
+
     private DirectoryResource Preopened(uint fd) =>
         Resources.Get(fd) is DirectoryResource { IsPreopen: true } directory ? directory : throw new WasiError(Errno.BadFd);
 
@@ -101,11 +108,11 @@ public sealed partial class WasiProcess
     {
         var resource = Resources.Get((uint)a[0]);
         var memory = new GuestMemory(context.Memory);
-        var vectors = memory.Slice(a[1], a[2] * IovecSize);
+        var vectors = memory.Read(a[1], a[2] * IovecSize);
         ulong written = 0;
         for (var i = 0; i < (int)a[2]; i++)
         {
-            var data = Iovec(memory, vectors, i);
+            var data = Ciovec(memory, vectors, i);
             written += (ulong)resource.Write(data);
         }
         memory.WriteU32(a[3], (uint)written);
@@ -116,7 +123,7 @@ public sealed partial class WasiProcess
     {
         var resource = Resources.Get((uint)a[0]);
         var memory = new GuestMemory(context.Memory);
-        var vectors = memory.Slice(a[1], a[2] * IovecSize);
+        var vectors = memory.Read(a[1], a[2] * IovecSize);
         ulong total = 0;
         for (var i = 0; i < (int)a[2]; i++)
         {
@@ -139,19 +146,20 @@ public sealed partial class WasiProcess
         var file = Resources.Get<FileResource>((uint)a[0], Errno.SeekPipe);
         if (write ? !file.Writable : !file.Readable) return Errno.BadFd;
         var memory = new GuestMemory(context.Memory);
-        var vectors = memory.Slice(a[1], a[2] * IovecSize);
+        var vectors = memory.Read(a[1], a[2] * IovecSize);
         var offset = (long)a[3];
         if (offset < 0) return Errno.Invalid;
         var start = offset;
         for (var i = 0; i < (int)a[2]; i++)
         {
-            var buffer = Iovec(memory, vectors, i);
             if (write)
             {
-                RandomAccess.Write(file.Handle, buffer, offset);
-                offset += buffer.Length;
+                var data = Ciovec(memory, vectors, i);
+                RandomAccess.Write(file.Handle, data, offset);
+                offset += data.Length;
                 continue;
             }
+            var buffer = Iovec(memory, vectors, i);
             var read = RandomAccess.Read(file.Handle, buffer, offset);
             offset += read;
             if (read < buffer.Length) break;

@@ -24,7 +24,7 @@ public sealed partial class WasiProcess
         {
             var socket = Resources.Get<StreamSocketResource>((uint)a[0], Errno.NotSocket);
             var memory = new GuestMemory(c.Memory);
-            var vectors = memory.Slice(a[1], a[2] * IovecSize);
+            var vectors = memory.Read(a[1], a[2] * IovecSize);
             const uint Peek = 1, WaitAll = 2;
             var flags = (uint)a[3] & Peek;
             var waitAll = ((uint)a[3] & WaitAll) != 0;
@@ -50,11 +50,11 @@ public sealed partial class WasiProcess
         {
             var socket = Resources.Get<StreamSocketResource>((uint)a[0], Errno.NotSocket);
             var memory = new GuestMemory(c.Memory);
-            var vectors = memory.Slice(a[1], a[2] * IovecSize);
+            var vectors = memory.Read(a[1], a[2] * IovecSize);
             ulong total = 0;
             for (var i = 0; i < (int)a[2]; i++)
             {
-                total += (ulong)socket.Write(Iovec(memory, vectors, i));
+                total += (ulong)socket.Write(Ciovec(memory, vectors, i));
             }
             memory.WriteU32(a[4], (uint)total);
             return Errno.Success;

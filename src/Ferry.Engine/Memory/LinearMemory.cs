@@ -22,6 +22,8 @@ public sealed unsafe class LinearMemory
     private ulong _size;
     private bool _dirtyTracking;
     private bool _presenceTracking;
+    // Grow swaps the buffer on the guest's thread while a post-copy receiver writes frames from another.
+    private readonly Lock _resize = new();
 
     public LinearMemory(MemoryType type, uint maxPagesAllowed = MemoryType.MaxPages)
     {
@@ -73,6 +75,34 @@ public sealed unsafe class LinearMemory
     }
 
     public Span<byte> Span => _bytes;
+
+    /// <summary>
+    /// Called, on the accessing thread, for an absent frame that a host function (not the interpreter) touches:
+    /// it must return once the frame is present, or throw. Post-copy sets it; without it such an access throws.
+    /// </summary>
+    public Action<long>? AbsentFrameHandler { get; set; }
+
+    /// <summary>
+    /// Makes [address, address+length) safe for a host function to read or write: absent frames are fetched
+    /// through <see cref="AbsentFrameHandler"/>, and with <paramref name="write"/> the frames are marked dirty.
+    /// Out-of-bounds ranges are the caller's to reject first.
+    /// </summary>
+    public void PrepareHostAccess(ulong address, ulong length, bool write)
+    {
+        if (length == 0 || address + length > _size || !(_presenceTracking || (write && _dirtyTracking))) return;
+        var first = (long)(address >> FrameShift);
+        var last = (long)((address + length - 1) >> FrameShift);
+        if (_presenceTracking)
+        {
+            for (var absent = Present.FirstClear(first, last); absent >= 0; absent = Present.FirstClear(absent, last))
+            {
+                var handler = AbsentFrameHandler ?? throw new InvalidOperationException($"memory frame {absent} is absent and nothing can fetch it");
+                handler(absent);
+                if (!Present.Get(absent)) throw new InvalidOperationException($"memory frame {absent} is still absent after its fetch");
+            }
+        }
+        if (write && _dirtyTracking) Dirty.SetRange(first, last);
+    }
 
     /// <summary>A view of [offset, offset+length); throws when out of bounds.</summary>
     public Span<byte> Slice(ulong offset, int length)
@@ -128,6 +158,7 @@ public sealed unsafe class LinearMemory
         {
             return -1;
         }
+        using var scope = _resize.EnterScope();
         _bytes.CopyTo(grown, 0);
         var oldFrames = FrameCount;
         _bytes = grown;
@@ -146,14 +177,17 @@ public sealed unsafe class LinearMemory
     /// <summary>Copies a frame's contents in (post-copy fetch or restore) and marks it present.</summary>
     public void WriteFrame(long frame, ReadOnlySpan<byte> contents)
     {
+        using var scope = _resize.EnterScope();
         if (contents.Length != FrameSize || frame < 0 || frame >= FrameCount) throw new ArgumentOutOfRangeException(nameof(frame));
         contents.CopyTo(_bytes.AsSpan((int)(frame << FrameShift), FrameSize));
         Present.Set(frame);
     }
 
+    /// <summary>A frame's bytes; safe to call from another thread while the guest runs (the view may be torn, never out of bounds).</summary>
     public ReadOnlySpan<byte> Frame(long frame)
     {
-        if (frame < 0 || frame >= FrameCount) throw new ArgumentOutOfRangeException(nameof(frame));
-        return _bytes.AsSpan((int)(frame << FrameShift), FrameSize);
+        var bytes = _bytes;
+        if (frame < 0 || (frame + 1) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(frame));
+        return bytes.AsSpan((int)(frame << FrameShift), FrameSize);
     }
 }

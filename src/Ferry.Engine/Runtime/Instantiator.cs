@@ -6,7 +6,7 @@ namespace Ferry.Engine;
 /// <summary>The spec's instantiation algorithm, with its order of effects.</summary>
 internal static class Instantiator
 {
-    public static Instance Instantiate(Store store, Module module, Func<Import, Extern?> resolve, bool runStart)
+    public static Instance Instantiate(Store store, Module module, Func<Import, Extern?> resolve, bool runStart, LinearMemory? memory = null)
     {
         var instance = new Instance(store, module);
         ResolveImports(module, instance, resolve);
@@ -20,7 +20,7 @@ internal static class Instantiator
         {
             instance.Tables[module.ImportedTableCount + i] = store.CreateTable(module.Tables[i]);
         }
-        if (module.Memories.Length > 0) instance.Memory = store.CreateMemory(module.Memories[0]);
+        if (module.Memories.Length > 0) instance.Memory = memory ?? store.CreateMemory(module.Memories[0]);
         for (var i = 0; i < module.Globals.Length; i++)
         {
             var global = module.Globals[i];
@@ -53,11 +53,13 @@ internal static class Instantiator
         {
             var segment = module.Data[i];
             if (segment.Mode != SegmentMode.Active) continue;
-            var offset = (uint)Evaluate(instance, segment.Offset!);
-            var memory = instance.Memory!;
-            if ((ulong)offset + (ulong)segment.Bytes.Length > memory.Size) throw new TrapException(TrapKind.OutOfBoundsMemoryAccess);
-            segment.Bytes.Span.CopyTo(memory.Slice(offset, segment.Bytes.Length));
             instance.DataSegments[i] = ReadOnlyMemory<byte>.Empty;
+            // A memory handed in already holds the process's contents (a restore into memory received ahead of it).
+            if (memory is not null) continue;
+            var offset = (uint)Evaluate(instance, segment.Offset!);
+            var target = instance.Memory!;
+            if ((ulong)offset + (ulong)segment.Bytes.Length > target.Size) throw new TrapException(TrapKind.OutOfBoundsMemoryAccess);
+            segment.Bytes.Span.CopyTo(target.Slice(offset, segment.Bytes.Length));
         }
 
         if (runStart && module.StartFunction is { } start) store.Invoke(instance.Functions[start]);

@@ -40,6 +40,14 @@ public sealed class Linker
     /// </summary>
     public Instance InstantiateForRestore(Store store, Module module) => Instantiator.Instantiate(store, module, import => Resolve(store, import), runStart: false);
 
+    /// <summary>
+    /// Instantiates for a restore whose linear memory was received ahead of the rest (live migration): the module's
+    /// memory is <paramref name="memory"/>, created by <see cref="Store.CreateMemory"/> for the module's memory type,
+    /// and data segments are not copied into it.
+    /// </summary>
+    public Instance InstantiateForRestore(Store store, Module module, Memory.LinearMemory memory) =>
+        Instantiator.Instantiate(store, module, import => Resolve(store, import), runStart: false, memory);
+
     private Extern? Resolve(Store store, Import import)
     {
         if (!_definitions.TryGetValue((import.Module, import.Name), out var definition)) return null;

@@ -1,51 +1,76 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Ferry.Mobility.Snapshots;
 
 namespace Ferry.Mobility.Migration;
 
-/// <summary>Frame types of the migration protocol, in the order a migration uses them.</summary>
+/// <summary>Frame types of the migration protocol (docs/migration-protocol.md), in the order a migration uses them.</summary>
 public enum MigrationFrame : byte
 {
-    /// <summary>Source to target: migration id, strategy, module hash, memory pages (stage 2, reservation).</summary>
+    /// <summary>Source to target: migration id, module hash, memory pages, strategy (stage 2, reservation).</summary>
     Offer = 1,
     /// <summary>Target to source: the process is admitted.</summary>
     Admit = 2,
     /// <summary>Target to source: the process is refused, with the reason.</summary>
     Refuse = 3,
-    /// <summary>Source to target: a piece of the process image (stage 4, stop-and-copy).</summary>
+    /// <summary>Source to target: a piece of the process image: execution and resource segments, memory page count.</summary>
     Image = 4,
-    /// <summary>Source to target: the image is complete.</summary>
+    /// <summary>Source to target: the image is complete; for post-copy, the bitmap of frames still to come.</summary>
     ImageEnd = 5,
-    /// <summary>Target to source: the image checked out and the process is restored (stage 5, commitment).</summary>
+    /// <summary>Target to source: the image checked out and the process is restored, not running (stage 5, commitment).</summary>
     Committed = 6,
     /// <summary>Either side: the migration is abandoned, with the reason.</summary>
     Abort = 7,
     /// <summary>Source to target: the source has given up its copy; the target may run the process (stage 6).</summary>
     Activate = 8,
+    /// <summary>Source to target: memory frames (pre-copy rounds, stop-and-copy, post-copy push).</summary>
+    Frames = 9,
+    /// <summary>Source to target: a pre-copy round is complete.</summary>
+    RoundEnd = 10,
+    /// <summary>Target to source (post-copy): the guest touched this absent frame; send it first.</summary>
+    FrameRequest = 11,
+    /// <summary>Source to target (post-copy): every frame has been sent.</summary>
+    PushEnd = 12,
+    /// <summary>Target to source (post-copy): every frame arrived; the window of dependence on the source ends.</summary>
+    PushAck = 13,
 }
 
 /// <summary>A peer that broke the protocol: wrong order, oversized or corrupt frame, unknown type, replayed id.</summary>
 public sealed class MigrationProtocolException(string message) : Exception(message);
 
 /// <summary>
-/// Frames over any duplex stream: type (1 byte), payload length (4), payload, CRC-32C of the payload (4).
-/// Lengths are checked before anything is allocated.
+/// Frames over any duplex stream: type (1 byte), payload length (4), payload, CRC-32C of the payload (4). Lengths
+/// are checked before anything is allocated. One sender and one receiver may work at the same time.
 /// </summary>
 public sealed class MigrationChannel(Stream stream)
 {
     public const int MaxPayload = 4 << 20;
 
+    /// <summary>Bytes written so far, frame overhead included.</summary>
+    public long BytesSent => Interlocked.Read(ref _sent);
+
+    private long _sent;
+
     public async Task SendAsync(MigrationFrame type, ReadOnlyMemory<byte> payload, CancellationToken cancel = default)
     {
-        var header = new byte[5];
-        header[0] = (byte)type;
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), payload.Length);
-        var crc = new byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(crc, Crc32C.Of(payload.Span));
-        await stream.WriteAsync(header, cancel);
-        await stream.WriteAsync(payload, cancel);
-        await stream.WriteAsync(crc, cancel);
-        await stream.FlushAsync(cancel);
+        if (payload.Length > MaxPayload) throw new ArgumentException($"a {type} frame of {payload.Length} bytes exceeds the limit of {MaxPayload}");
+        // One write per frame: small frames (fault requests) must not wait for Nagle's algorithm.
+        var length = 9 + payload.Length;
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            buffer[0] = (byte)type;
+            BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(1), payload.Length);
+            payload.Span.CopyTo(buffer.AsSpan(5));
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(5 + payload.Length), Crc32C.Of(payload.Span));
+            await stream.WriteAsync(buffer.AsMemory(0, length), cancel);
+            await stream.FlushAsync(cancel);
+            Interlocked.Add(ref _sent, length);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     public async Task<(MigrationFrame Type, byte[] Payload)> ReceiveAsync(CancellationToken cancel = default)
@@ -68,7 +93,7 @@ public sealed class MigrationChannel(Stream stream)
     public async Task<(MigrationFrame Type, byte[] Payload)> ExpectAsync(CancellationToken cancel, params MigrationFrame[] expected)
     {
         var frame = await ReceiveAsync(cancel);
-        if (!expected.Contains(frame.Type)) throw new MigrationProtocolException($"expected {string.Join(" or ", expected)}, received {frame.Type}");
+        if (Array.IndexOf(expected, frame.Type) < 0) throw new MigrationProtocolException($"expected {string.Join(" or ", expected)}, received {frame.Type}");
         return frame;
     }
 

@@ -97,9 +97,10 @@ public sealed class SnapshotReader(Stream stream)
     /// <summary>
     /// Streams the memory section into <paramref name="memory"/> (grown to the captured size; frames not in the
     /// snapshot are zeroed), then checks the section checksum and the end of the snapshot. With a null target the
-    /// frames are only checked. The page count must be the header's, checked before anything grows.
+    /// frames are only checked. The page count must be the header's, checked before anything grows. With
+    /// <paramref name="keepContents"/> the memory is not cleared first.
     /// </summary>
-    public (uint Pages, int Frames) ReadMemory(LinearMemory? memory, uint expectedPages)
+    public (uint Pages, int Frames) ReadMemory(LinearMemory? memory, uint expectedPages, bool keepContents = false)
     {
         var (type, length) = SectionHeader();
         if (type != SectionType.Memory) throw new SnapshotFormatException($"expected the Memory section, found {type}");
@@ -116,8 +117,9 @@ public sealed class SnapshotReader(Stream stream)
         if (memory is not null)
         {
             if (memory.Pages > pages) throw new SnapshotFormatException($"the snapshot has {pages} pages, fewer than the module's minimum {memory.Pages}");
-            // Only the instantiated part can hold data-segment bytes; grown pages start zeroed.
-            memory.Span.Clear();
+            // Only the instantiated part can hold data-segment bytes; grown pages start zeroed. A memory received
+            // ahead of the snapshot (live migration) keeps its contents and takes the frames on top.
+            if (!keepContents) memory.Span.Clear();
             if (memory.Pages < pages && memory.Grow(pages - memory.Pages) < 0) throw new SnapshotFormatException($"memory cannot grow to {pages} pages");
         }
         // Records arrive in blocks of up to 256 (about 1 MiB), read with one call each.

@@ -8,7 +8,11 @@ namespace Ferry.Mobility.Snapshots;
 /// <summary>Writes a snapshot to any stream, section by section; memory frames stream without a second copy.</summary>
 public static class SnapshotWriter
 {
-    public static void Write(Stream stream, Snapshot snapshot, LinearMemory? memory)
+    /// <summary>
+    /// Writes <paramref name="snapshot"/> and the memory's non-zero frames; with <paramref name="memoryFrames"/> false
+    /// the memory section names the page count only (live migration sends the frames on their own).
+    /// </summary>
+    public static void Write(Stream stream, Snapshot snapshot, LinearMemory? memory, bool memoryFrames = true)
     {
         Span<byte> start = stackalloc byte[12];
         SnapshotLayout.Magic.CopyTo(start);
@@ -33,7 +37,7 @@ public static class SnapshotWriter
 
         Section(stream, SectionType.Instance, Instance(snapshot.Instance));
         Section(stream, SectionType.Execution, Execution(snapshot.Execution));
-        Memory(stream, memory);
+        Memory(stream, memory, memoryFrames);
         Section(stream, SectionType.End, []);
         stream.Flush();
     }
@@ -144,10 +148,10 @@ public static class SnapshotWriter
     }
 
     /// <summary>Page count, frame count, then each non-zero 4 KiB frame as (index, bytes): zero frames are never written.</summary>
-    private static void Memory(Stream stream, LinearMemory? memory)
+    private static void Memory(Stream stream, LinearMemory? memory, bool withFrames)
     {
         var frames = new List<int>();
-        if (memory is not null)
+        if (memory is not null && withFrames)
         {
             for (var frame = 0; frame < memory.FrameCount; frame++)
             {

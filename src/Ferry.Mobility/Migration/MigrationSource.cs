@@ -1,0 +1,466 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Numerics;
+using System.Text;
+using System.Threading.Channels;
+using Ferry.Engine.Memory;
+
+namespace Ferry.Mobility.Migration;
+
+/// <summary>
+/// The source side of a live migration over any duplex stream, as a transaction in the stages of DESIGN.md.
+/// Until the target commits, every failure aborts and the process runs on here as if nothing happened; after
+/// commitment the process belongs to the target (post-copy keeps serving its memory until the last frame is acknowledged).
+/// </summary>
+public sealed class MigrationSource
+{
+    private readonly MigrationChannel _channel;
+    private readonly IMigratableProcess _process;
+    private readonly MigrationOptions _options;
+    private readonly IProgress<MigrationProgress>? _progress;
+    private readonly Stopwatch _total = new();
+    private readonly List<MigrationRound> _rounds = [];
+    private readonly FrameBatch _batch = new();
+    private MigrationStage _stage = MigrationStage.PreMigration;
+    private long _memoryBytes;
+    private double _rate;
+    private long _zeroSkipped;
+    private double _throttle = 1;
+
+    private MigrationSource(Stream connection, IMigratableProcess process, MigrationOptions options, IProgress<MigrationProgress>? progress)
+    {
+        _channel = new MigrationChannel(connection);
+        _process = process;
+        _options = options;
+        _progress = progress;
+    }
+
+    /// <summary>
+    /// Migrates <paramref name="process"/> to the target at the other end of <paramref name="connection"/>. Returns once
+    /// the migration is complete (for post-copy: once every frame is acknowledged); throws <see cref="MigrationAbortedException"/>
+    /// when it did not commit, after the process has been released to run here again.
+    /// </summary>
+    public static Task<MigrationReport> MigrateAsync(Stream connection, IMigratableProcess process, MigrationOptions options, IProgress<MigrationProgress>? progress = null, CancellationToken cancel = default) =>
+        new MigrationSource(connection, process, options, progress).RunAsync(cancel);
+
+    private LinearMemory? Memory => _process.Instance.Memory;
+
+    private void Report(long dirty = 0, TimeSpan estimate = default, long left = 0) =>
+        _progress?.Report(new MigrationProgress(_stage, _rounds.Count, dirty, _rate, estimate, _channel.BytesSent, left));
+
+    private async Task<MigrationReport> RunAsync(CancellationToken cancel)
+    {
+        _total.Start();
+        var id = Guid.NewGuid();
+        var downtime = new Stopwatch();
+        long stopFrames = 0;
+        long stateBytes = 0;
+        ulong[]? postCopyFrames = null;
+        try
+        {
+            _stage = MigrationStage.Reservation;
+            Report();
+            var offer = new byte[16 + 32 + 4 + 1];
+            id.TryWriteBytes(offer);
+            Convert.FromHexString(_process.Module.Hash).CopyTo(offer, 16);
+            BinaryPrimitives.WriteUInt32LittleEndian(offer.AsSpan(48), Memory?.Pages ?? 0);
+            offer[52] = (byte)_options.Strategy;
+            await _channel.SendAsync(MigrationFrame.Offer, offer, cancel);
+            var (answer, reason) = await _channel.ExpectAsync(cancel, MigrationFrame.Admit, MigrationFrame.Refuse);
+            if (answer == MigrationFrame.Refuse) throw new MigrationRefusedException($"the target refused the process: {Encoding.UTF8.GetString(reason)}");
+
+            ulong[]? remaining = null;
+            if (_options.Strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid && Memory is not null)
+            {
+                _stage = MigrationStage.IterativePreCopy;
+                remaining = await PreCopyRoundsAsync(cancel);
+            }
+
+            _stage = MigrationStage.StopAndCopy;
+            Report();
+            var image = new MemoryStream();
+            var (dirty, frameCount) = await _process.AtSafepointAsync(() =>
+            {
+                if (_process.Execution.Status is Ferry.Engine.ExecutionStatus.Finished or Ferry.Engine.ExecutionStatus.Trapped)
+                    throw new MigrationRefusedException("the process ended before it could be stopped for the move");
+                _process.Hold();
+                downtime.Start();
+                var memory = Memory;
+                ulong[]? harvested = null;
+                if (memory is not null && memory.DirtyTracking)
+                {
+                    harvested = memory.Dirty.Harvest();
+                    memory.DirtyTracking = false;
+                }
+                Ferry.Mobility.ProcessSnapshot.Capture(image, _process.Module, _process.Instance, _process.Execution, _process.Wasi, embedCode: false, memoryFrames: false);
+                return (harvested, memory?.FrameCount ?? 0);
+            }, cancel);
+            _process.Throttle(1);
+            stateBytes = image.Length;
+
+            switch (_options.Strategy)
+            {
+                case MigrationStrategy.StopAndCopy:
+                    stopFrames = await SendFramesAsync(AllFrames(frameCount), skipZero: true, cancel);
+                    break;
+                case MigrationStrategy.PreCopy when remaining is not null:
+                    stopFrames = await SendFramesAsync(Union(remaining, dirty!), skipZero: false, cancel);
+                    break;
+                case MigrationStrategy.PostCopy:
+                    postCopyFrames = NonZeroFrames(frameCount);
+                    break;
+                case MigrationStrategy.Hybrid when remaining is not null:
+                    // Frames dirtied since the last round: zero ones go now as bare numbers, the rest on demand.
+                    postCopyFrames = await SendZeroFramesAsync(Union(remaining, dirty!), cancel);
+                    break;
+                default:
+                    postCopyFrames = _options.Strategy == MigrationStrategy.Hybrid ? NonZeroFrames(frameCount) : null;
+                    break;
+            }
+
+            var bytes = image.GetBuffer().AsMemory(0, (int)image.Length);
+            for (var at = 0; at < bytes.Length; at += FrameBatch.MaxFrames * LinearMemory.FrameSize)
+            {
+                await _channel.SendAsync(MigrationFrame.Image, bytes.Slice(at, Math.Min(FrameBatch.MaxFrames * LinearMemory.FrameSize, bytes.Length - at)), cancel);
+            }
+            await _channel.SendAsync(MigrationFrame.ImageEnd, postCopyFrames is null ? ReadOnlyMemory<byte>.Empty : Bitmap(postCopyFrames, frameCount), cancel);
+
+            _stage = MigrationStage.Commitment;
+            Report();
+            var (verdict, detail) = await _channel.ExpectAsync(cancel, MigrationFrame.Committed, MigrationFrame.Abort);
+            if (verdict == MigrationFrame.Abort) throw new MigrationRefusedException($"the target abandoned the migration: {Encoding.UTF8.GetString(detail)}");
+        }
+        catch (Exception e) when (e is IOException or MigrationProtocolException or MigrationRefusedException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            var failedAt = _stage;
+            _stage = MigrationStage.Aborted;
+            Report();
+            await AbortAsync(id, e.Message);
+            throw new MigrationAbortedException(failedAt, $"the migration failed in stage {failedAt} and was rolled back; the process continues on the source: {e.Message}", e);
+        }
+
+        // Commitment: from here the process is the target's, whatever happens to this connection.
+        _process.GiveUp(id);
+        _stage = MigrationStage.Activation;
+        Report();
+        var report = new MigrationReport
+        {
+            Id = id,
+            Strategy = _options.Strategy,
+            Total = TimeSpan.Zero,
+            Downtime = TimeSpan.Zero,
+            BytesSent = 0,
+            Rounds = _rounds,
+            StopFrames = stopFrames,
+            ZeroFramesSkipped = _zeroSkipped,
+            StateBytes = stateBytes,
+            SlowestThrottle = _throttle,
+        };
+        try
+        {
+            await _channel.SendAsync(MigrationFrame.Activate, ReadOnlyMemory<byte>.Empty, cancel);
+            downtime.Stop();
+            if (postCopyFrames is not null)
+            {
+                _stage = MigrationStage.PostCopyPush;
+                var window = Stopwatch.StartNew();
+                report = await PushAsync(postCopyFrames, report, cancel);
+                report = report with { SourceDependence = window.Elapsed };
+            }
+        }
+        catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            // Committed: the process is the target's; a failure now is the target's loss, reported, never a rerun here.
+            throw new MigrationAfterCommitException(_stage, $"the target committed, then the connection failed in stage {_stage}: {e.Message}", e);
+        }
+        _stage = MigrationStage.Completed;
+        Report();
+        return report with { Total = _total.Elapsed, Downtime = downtime.Elapsed, BytesSent = _channel.BytesSent };
+    }
+
+    private async Task AbortAsync(Guid id, string reason)
+    {
+        try
+        {
+            await _channel.SendAsync(MigrationFrame.Abort, Encoding.UTF8.GetBytes(reason)).WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (Exception e) when (e is IOException or TimeoutException or System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is already gone: the target abandons the migration on its own.
+        }
+        await _process.AtSafepointAsync(() =>
+        {
+            if (Memory is { } memory) memory.DirtyTracking = false;
+            return 0;
+        }, CancellationToken.None);
+        _process.Throttle(1);
+        _process.Release(id);
+    }
+
+    /// <summary>Stage 3: round 0 sends every non-zero frame, each later round the frames dirtied during the one before. Returns what is still dirty.</summary>
+    private async Task<ulong[]> PreCopyRoundsAsync(CancellationToken cancel)
+    {
+        var frameCount = await _process.AtSafepointAsync(() =>
+        {
+            var memory = Memory!;
+            memory.Dirty.ClearAll();
+            memory.DirtyTracking = true;
+            return memory.FrameCount;
+        }, cancel);
+        var toSend = AllFrames(frameCount);
+        var previousDirty = long.MaxValue;
+        var notShrinking = 0;
+        var maxRounds = _options.Strategy == MigrationStrategy.Hybrid ? Math.Min(_options.HybridRounds, _options.MaxRounds) : _options.MaxRounds;
+        while (true)
+        {
+            var round = _rounds.Count;
+            var clock = Stopwatch.StartNew();
+            var bytesBefore = _channel.BytesSent;
+            var zeroBefore = _zeroSkipped;
+            var sent = await SendFramesAsync(toSend, skipZero: round == 0, cancel);
+            await _channel.SendAsync(MigrationFrame.RoundEnd, BitConverter.GetBytes(round), cancel);
+            var dirty = await _process.AtSafepointAsync(() => Memory!.Dirty.Harvest(), cancel);
+            var dirtyCount = PopCount(dirty);
+            _rounds.Add(new MigrationRound(round, sent, _zeroSkipped - zeroBefore, _channel.BytesSent - bytesBefore, clock.Elapsed, dirtyCount));
+            var estimate = Estimate(dirtyCount);
+            Report(dirtyCount, estimate, dirtyCount);
+            toSend = dirty;
+            if (_rounds.Count >= maxRounds || estimate <= _options.MaxDowntime && _options.Strategy != MigrationStrategy.Hybrid) break;
+            if (dirtyCount >= previousDirty)
+            {
+                notShrinking++;
+                if (_options.AutoConverge)
+                {
+                    _throttle = Math.Max(0.02, _throttle * 0.5);
+                    _process.Throttle(_throttle);
+                }
+                else if (notShrinking >= 2)
+                {
+                    break;
+                }
+            }
+            previousDirty = dirtyCount;
+        }
+        return toSend;
+    }
+
+    /// <summary>Time to send this many frames plus the execution state at the rate measured so far.</summary>
+    private TimeSpan Estimate(long frames) =>
+        _rate <= 0 ? TimeSpan.MaxValue : TimeSpan.FromSeconds((frames * (4.0 + LinearMemory.FrameSize) + 64 * 1024) / _rate);
+
+    /// <summary>Sends the frames set in <paramref name="frames"/>, in batches, at most at the configured bandwidth; returns how many were sent.</summary>
+    private async Task<long> SendFramesAsync(ulong[] frames, bool skipZero, CancellationToken cancel)
+    {
+        var memory = Memory;
+        if (memory is null) return 0;
+        var left = PopCount(frames);
+        long sent = 0;
+        var clock = Stopwatch.StartNew();
+        long bytes = 0;
+        _batch.Clear();
+        foreach (var frame in FrameBitmap.SetFrames(frames))
+        {
+            left--;
+            if (frame >= memory.FrameCount) continue;
+            if (!_batch.Add(frame, memory.Frame(frame), skipZero))
+            {
+                _zeroSkipped++;
+                continue;
+            }
+            sent++;
+            if (_batch.Full)
+            {
+                bytes += await FlushAsync(clock, bytes, cancel);
+                if ((sent & 4095) == 0) Report(left: left);
+            }
+        }
+        if (_batch.Count > 0) bytes += await FlushAsync(clock, bytes, cancel);
+        if (clock.Elapsed.TotalSeconds > 0 && bytes > 0)
+        {
+            _memoryBytes += bytes;
+            var seconds = clock.Elapsed.TotalSeconds;
+            // The rate that matters is the link's: a blend of what this transfer measured and what came before.
+            _rate = _rate <= 0 ? bytes / seconds : Math.Max(_rate * 0.5 + bytes / seconds * 0.5, 1);
+        }
+        return sent;
+    }
+
+    private async Task<long> FlushAsync(Stopwatch clock, long bytesSoFar, CancellationToken cancel)
+    {
+        var payload = _batch.Payload;
+        await _channel.SendAsync(MigrationFrame.Frames, payload, cancel);
+        _batch.Clear();
+        if (_options.BandwidthBytesPerSecond > 0)
+        {
+            var due = TimeSpan.FromSeconds((double)(bytesSoFar + payload.Length) / _options.BandwidthBytesPerSecond) - clock.Elapsed;
+            if (due > TimeSpan.Zero) await Task.Delay(due, cancel);
+        }
+        return payload.Length;
+    }
+
+    /// <summary>Hybrid's stop: all-zero frames among the remaining ones are sent as bare numbers; returns the rest, for post-copy.</summary>
+    private async Task<ulong[]> SendZeroFramesAsync(ulong[] frames, CancellationToken cancel)
+    {
+        var memory = Memory!;
+        var rest = new ulong[frames.Length];
+        _batch.Clear();
+        foreach (var frame in FrameBitmap.SetFrames(frames))
+        {
+            if (frame >= memory.FrameCount) continue;
+            var contents = memory.Frame(frame);
+            if (contents.IndexOfAnyExcept((byte)0) >= 0)
+            {
+                rest[frame >> 6] |= 1UL << (int)(frame & 63);
+                continue;
+            }
+            _batch.Add(frame, contents, skipZero: false);
+            if (_batch.Full) await FlushAsync(Stopwatch.StartNew(), 0, cancel);
+        }
+        if (_batch.Count > 0) await FlushAsync(Stopwatch.StartNew(), 0, cancel);
+        return rest;
+    }
+
+    /// <summary>
+    /// Post-copy after activation: pushes every frame of <paramref name="frames"/> exactly once, frames the target faulted
+    /// on first and then onward from the latest fault, until the target acknowledges the last.
+    /// </summary>
+    private async Task<MigrationReport> PushAsync(ulong[] frames, MigrationReport report, CancellationToken cancel)
+    {
+        var memory = Memory;
+        var pending = (ulong[])frames.Clone();
+        var left = PopCount(pending);
+        var total = left;
+        var requests = Channel.CreateUnbounded<long>();
+        var acknowledged = new TaskCompletionSource<(long Faults, TimeSpan Blocked)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var listener = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var (type, payload) = await _channel.ExpectAsync(cancel, MigrationFrame.FrameRequest, MigrationFrame.PushAck);
+                    if (type == MigrationFrame.PushAck)
+                    {
+                        if (payload.Length != 16) throw new MigrationProtocolException($"a PushAck of {payload.Length} bytes");
+                        acknowledged.TrySetResult((BinaryPrimitives.ReadInt64LittleEndian(payload), TimeSpan.FromTicks(BinaryPrimitives.ReadInt64LittleEndian(payload.AsSpan(8)))));
+                        return;
+                    }
+                    if (payload.Length != 4) throw new MigrationProtocolException($"a FrameRequest of {payload.Length} bytes");
+                    requests.Writer.TryWrite(BinaryPrimitives.ReadUInt32LittleEndian(payload));
+                }
+            }
+            catch (Exception e)
+            {
+                acknowledged.TrySetException(e);
+                requests.Writer.TryComplete();
+            }
+        }, cancel);
+
+        long cursor = 0;
+        long pushed = 0;
+        const int PushBatch = 16;
+        _batch.Clear();
+        while (left > 0)
+        {
+            if (acknowledged.Task.IsFaulted) await acknowledged.Task;
+            while (requests.Reader.TryRead(out var wanted))
+            {
+                if (!Take(pending, wanted)) continue;
+                _batch.Add(wanted, memory!.Frame(wanted), skipZero: false);
+                left--;
+                // Locality: the frames after a fault are the likeliest next ones.
+                cursor = wanted + 1;
+            }
+            while (_batch.Count < PushBatch && left > 0)
+            {
+                var next = NextSet(pending, cursor);
+                if (next < 0) next = NextSet(pending, 0);
+                Take(pending, next);
+                _batch.Add(next, memory!.Frame(next), skipZero: false);
+                left--;
+                cursor = next + 1;
+            }
+            pushed += _batch.Count;
+            await FlushAsync(Stopwatch.StartNew(), 0, cancel);
+            if ((pushed & 4095) < PushBatch) Report(left: left);
+        }
+        var done = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(done, total);
+        await _channel.SendAsync(MigrationFrame.PushEnd, done, cancel);
+        var (faults, blocked) = await acknowledged.Task.WaitAsync(TimeSpan.FromMinutes(5), cancel);
+        await listener;
+        return report with { PostCopyFrames = pushed, PostCopyFaults = faults, PostCopyBlocked = blocked, FramesSentTwice = pushed - total };
+    }
+
+    private static bool Take(ulong[] bits, long frame)
+    {
+        if (frame < 0 || (frame >> 6) >= bits.Length) return false;
+        var mask = 1UL << (int)(frame & 63);
+        if ((bits[frame >> 6] & mask) == 0) return false;
+        bits[frame >> 6] &= ~mask;
+        return true;
+    }
+
+    private static long NextSet(ulong[] bits, long from)
+    {
+        for (var word = from >> 6; word < bits.Length; word++)
+        {
+            var value = bits[word];
+            if (word == from >> 6) value &= ulong.MaxValue << (int)(from & 63);
+            if (value != 0) return (word << 6) + BitOperations.TrailingZeroCount(value);
+        }
+        return -1;
+    }
+
+    private static long PopCount(ulong[] bits)
+    {
+        long count = 0;
+        foreach (var word in bits) count += BitOperations.PopCount(word);
+        return count;
+    }
+
+    private static ulong[] AllFrames(long frameCount)
+    {
+        var bits = new ulong[(frameCount + 63) >> 6];
+        for (long frame = 0; frame < frameCount; frame++) bits[frame >> 6] |= 1UL << (int)(frame & 63);
+        return bits;
+    }
+
+    private static ulong[] Union(ulong[] a, ulong[] b)
+    {
+        var result = new ulong[Math.Max(a.Length, b.Length)];
+        for (var i = 0; i < result.Length; i++) result[i] = (i < a.Length ? a[i] : 0) | (i < b.Length ? b[i] : 0);
+        return result;
+    }
+
+    /// <summary>Post-copy from the start: every frame holding data; zero frames are present on the target from the outset.</summary>
+    private ulong[] NonZeroFrames(long frameCount)
+    {
+        var bits = new ulong[(frameCount + 63) >> 6];
+        var memory = Memory;
+        for (long frame = 0; frame < frameCount; frame++)
+        {
+            if (memory!.Frame(frame).IndexOfAnyExcept((byte)0) >= 0) bits[frame >> 6] |= 1UL << (int)(frame & 63);
+            else _zeroSkipped++;
+        }
+        return bits;
+    }
+
+    /// <summary>ImageEnd's payload for post-copy: the frame count, then one bit per frame that is still to come.</summary>
+    private static byte[] Bitmap(ulong[] frames, long frameCount)
+    {
+        var payload = new byte[8 + ((frameCount + 63) >> 6) * 8];
+        BinaryPrimitives.WriteInt64LittleEndian(payload, frameCount);
+        for (var i = 0; i < (frameCount + 63) >> 6; i++) BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8 + i * 8), i < frames.Length ? frames[i] : 0);
+        return payload;
+    }
+}
+
+/// <summary>The target said no (refusal at reservation, or abandonment before commitment).</summary>
+internal sealed class MigrationRefusedException(string message) : Exception(message);
+
+/// <summary>The target committed, then the connection failed: the process is the target's; the source must not run it again.</summary>
+public sealed class MigrationAfterCommitException(MigrationStage stage, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public MigrationStage Stage { get; } = stage;
+}

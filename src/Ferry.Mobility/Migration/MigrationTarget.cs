@@ -1,0 +1,201 @@
+using System.Buffers.Binary;
+using System.Text;
+using Ferry.Engine;
+using Ferry.Engine.Memory;
+using Ferry.Mobility.Snapshots;
+using Ferry.Wasm;
+
+namespace Ferry.Mobility.Migration;
+
+/// <summary>What the source offers in stage 2 (reservation).</summary>
+public sealed record MigrationOffer(Guid Id, string ModuleHash, uint MemoryPages, MigrationStrategy Strategy);
+
+/// <summary>The target's answer to an offer: the loaded module to admit it with, or the reason it is refused.</summary>
+public sealed record Admission(Module? Module, string? Refusal)
+{
+    public static Admission Admit(Module module) => new(module, null);
+    public static Admission Refuse(string reason) => new(null, reason);
+}
+
+public enum TargetOutcome
+{
+    /// <summary>The process is restored here and may run (stage 6, activation).</summary>
+    Activated,
+    /// <summary>Refused at reservation, or abandoned before commitment: nothing is kept here.</summary>
+    NotReceived,
+    /// <summary>Restored and committed, but the source's go-ahead never came: held here, not running, until resolved.</summary>
+    InDoubt,
+}
+
+/// <summary>
+/// The target's account: the outcome, the restored process unless nothing was received, and for post-copy the pager
+/// that fetches the frames still at the source.
+/// </summary>
+public sealed record TargetResult(TargetOutcome Outcome, RestoredProcess? Process, string? Reason, PostCopyPager? Pager, Guid Id = default, MigrationStage FailedAt = MigrationStage.Completed);
+
+/// <summary>
+/// The target side of a live migration: admits or refuses the offer, receives pre-copy rounds straight into the
+/// memory the process will run on, restores the image, commits, and waits for the go-ahead. It never runs the
+/// process itself: the caller does, after <see cref="TargetOutcome.Activated"/>.
+/// </summary>
+public static class MigrationTarget
+{
+    /// <summary>The largest process image (execution and resource segments, no memory frames) a target accepts.</summary>
+    public const long MaxImageBytes = 1536L << 20;
+
+    /// <param name="restore">Rebuilds the process from its image into the received segments (throwing on a bad one).</param>
+    /// <param name="resolveInDoubt">
+    /// Asked, by migration id, when the target committed but the go-ahead never came: true if the source recorded the
+    /// commitment (the process is the target's), false if it aborted (discard), null if it cannot tell (stay in doubt).
+    /// </param>
+    public static async Task<TargetResult> ReceiveAsync(Stream connection, Func<MigrationOffer, Task<Admission>> admit,
+        Func<Stream, ReceivedSegments, RestoredProcess> restore, Func<Guid, Task<bool?>>? resolveInDoubt = null,
+        MigrationOptions? options = null, CancellationToken cancel = default)
+    {
+        options ??= new MigrationOptions();
+        var channel = new MigrationChannel(connection);
+        RestoredProcess? restored = null;
+        var stage = MigrationStage.Reservation;
+        MigrationOffer? offer = null;
+        ulong[]? toCome = null;
+        long frameCount = 0;
+        try
+        {
+            var (_, payload) = await channel.ExpectAsync(cancel, MigrationFrame.Offer);
+            if (payload.Length != 53) throw new MigrationProtocolException($"an offer of {payload.Length} bytes");
+            var strategy = (MigrationStrategy)payload[52];
+            if (!Enum.IsDefined(strategy)) throw new MigrationProtocolException($"unknown strategy {payload[52]}");
+            offer = new MigrationOffer(new Guid(payload.AsSpan(0, 16)), Convert.ToHexStringLower(payload.AsSpan(16, 32)), BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(48)), strategy);
+            var admission = await admit(offer);
+            if (admission.Module is not { } module)
+            {
+                var refusal = admission.Refusal ?? "refused";
+                await channel.SendAsync(MigrationFrame.Refuse, Encoding.UTF8.GetBytes(refusal), cancel);
+                return new TargetResult(TargetOutcome.NotReceived, null, refusal, null, offer.Id, stage);
+            }
+            var store = new Store();
+            LinearMemory? memory = null;
+            if (module.Memories.Length > 0)
+            {
+                memory = store.CreateMemory(module.Memories[0]);
+                if (offer.MemoryPages > memory.MaxPages) throw new MigrationProtocolException($"the offer's {offer.MemoryPages} pages exceed the module's maximum of {memory.MaxPages}");
+                if (offer.MemoryPages > memory.Pages && memory.Grow(offer.MemoryPages - memory.Pages) < 0)
+                {
+                    await channel.SendAsync(MigrationFrame.Refuse, Encoding.UTF8.GetBytes($"no room for {offer.MemoryPages} pages of memory"), cancel);
+                    return new TargetResult(TargetOutcome.NotReceived, null, "no memory", null, offer.Id, stage);
+                }
+            }
+            await channel.SendAsync(MigrationFrame.Admit, ReadOnlyMemory<byte>.Empty, cancel);
+
+            stage = strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid ? MigrationStage.IterativePreCopy : MigrationStage.StopAndCopy;
+            var image = new MemoryStream();
+            while (true)
+            {
+                var (type, piece) = await channel.ExpectAsync(cancel, MigrationFrame.Frames, MigrationFrame.RoundEnd, MigrationFrame.Image, MigrationFrame.ImageEnd, MigrationFrame.Abort);
+                if (type == MigrationFrame.Abort) return new TargetResult(TargetOutcome.NotReceived, null, $"the source abandoned the migration: {Encoding.UTF8.GetString(piece)}", null, offer.Id, stage);
+                if (type == MigrationFrame.ImageEnd)
+                {
+                    if (strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid) (frameCount, toCome) = ParseBitmap(piece);
+                    else if (piece.Length != 0) throw new MigrationProtocolException("an ImageEnd with a bitmap outside post-copy");
+                    break;
+                }
+                if (type == MigrationFrame.Frames)
+                {
+                    if (memory is null) throw new MigrationProtocolException("memory frames for a module without memory");
+                    FrameBatch.Apply(piece, memory, null);
+                }
+                if (type == MigrationFrame.Image)
+                {
+                    stage = MigrationStage.StopAndCopy;
+                    if (image.Length + piece.Length > MaxImageBytes) throw new MigrationProtocolException($"the process image exceeds {MaxImageBytes} bytes");
+                    image.Write(piece);
+                }
+            }
+            stage = MigrationStage.Commitment;
+            image.Position = 0;
+            try
+            {
+                restored = restore(image, new ReceivedSegments(module, store, memory));
+                if (toCome is not null) PrepareAbsentFrames(restored, frameCount, toCome);
+            }
+            catch (Exception e) when (e is SnapshotFormatException or RestoreException or MigrationProtocolException)
+            {
+                restored?.Dispose();
+                restored = null;
+                await channel.SendAsync(MigrationFrame.Abort, Encoding.UTF8.GetBytes(e.Message), cancel);
+                return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer.Id, stage);
+            }
+            await channel.SendAsync(MigrationFrame.Committed, ReadOnlyMemory<byte>.Empty, cancel);
+        }
+        catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            restored?.Dispose();
+            return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer?.Id ?? default, stage);
+        }
+        try
+        {
+            var (type, detail) = await channel.ExpectAsync(cancel, MigrationFrame.Activate, MigrationFrame.Abort);
+            if (type == MigrationFrame.Abort)
+            {
+                // The source never saw the commitment (it failed on its way) and keeps the process: this copy goes.
+                restored.Dispose();
+                return new TargetResult(TargetOutcome.NotReceived, null, $"the source aborted after the commitment was sent: {Encoding.UTF8.GetString(detail)}", null, offer.Id, MigrationStage.Commitment);
+            }
+        }
+        catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            var decided = resolveInDoubt is null ? null : await AskAsync(resolveInDoubt, offer.Id);
+            if (decided == false)
+            {
+                restored.Dispose();
+                return new TargetResult(TargetOutcome.NotReceived, null, $"the go-ahead never came and the source recorded an abort: {e.Message}", null, offer.Id, MigrationStage.Activation);
+            }
+            if (decided != true || toCome is not null)
+            {
+                // Post-copy cannot run without its source's memory even when the commitment is confirmed.
+                return new TargetResult(TargetOutcome.InDoubt, restored, $"committed, but the go-ahead never came: {e.Message}", null, offer.Id, MigrationStage.Activation);
+            }
+            return new TargetResult(TargetOutcome.Activated, restored, $"the go-ahead never came; the source confirmed the commitment: {e.Message}", null, offer.Id);
+        }
+        var pager = toCome is null ? null : PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
+        return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id);
+    }
+
+    private static async Task<bool?> AskAsync(Func<Guid, Task<bool?>> resolve, Guid id)
+    {
+        try
+        {
+            return await resolve(id).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Exception e) when (e is IOException or TimeoutException or HttpRequestException or OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    private static (long FrameCount, ulong[] Frames) ParseBitmap(byte[] payload)
+    {
+        if (payload.Length < 8) throw new MigrationProtocolException("a post-copy ImageEnd without its frame bitmap");
+        var count = BinaryPrimitives.ReadInt64LittleEndian(payload);
+        if (count < 0 || count > (long)LinearMemory.MaxSupportedPages * LinearMemory.FramesPerPage || payload.Length != 8 + ((count + 63) >> 6) * 8)
+            throw new MigrationProtocolException($"a post-copy bitmap of {payload.Length} bytes for {count} frames");
+        var bits = new ulong[(count + 63) >> 6];
+        for (var i = 0; i < bits.Length; i++) bits[i] = BinaryPrimitives.ReadUInt64LittleEndian(payload.AsSpan(8 + i * 8));
+        return (count, bits);
+    }
+
+    /// <summary>Post-copy: every frame still at the source is absent, every other one present; presence tracking on.</summary>
+    private static void PrepareAbsentFrames(RestoredProcess restored, long frameCount, ulong[] toCome)
+    {
+        var memory = restored.Instance.Memory;
+        if (memory is null)
+        {
+            if (frameCount != 0) throw new MigrationProtocolException("a post-copy bitmap for a process without memory");
+            return;
+        }
+        if (frameCount != memory.FrameCount) throw new MigrationProtocolException($"the post-copy bitmap covers {frameCount} frames, the memory has {memory.FrameCount}");
+        memory.Present.SetAll(memory.FrameCount);
+        foreach (var frame in FrameBitmap.SetFrames(toCome)) memory.Present.Clear(frame);
+        memory.PresenceTracking = true;
+    }
+}

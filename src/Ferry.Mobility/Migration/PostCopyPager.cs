@@ -1,0 +1,173 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using Ferry.Engine.Memory;
+
+namespace Ferry.Mobility.Migration;
+
+/// <summary>
+/// The target's side of post-copy after activation: receives the source's push, and fetches a frame ahead of it when
+/// the guest touches one that is absent. The process waits only for its own faults. If the source is lost before the
+/// last frame, the process cannot go on: every wait fails with <see cref="PostCopySourceLostException"/>.
+/// </summary>
+public sealed class PostCopyPager
+{
+    private readonly MigrationChannel _channel;
+    private readonly LinearMemory _memory;
+    private readonly TimeSpan _fetchTimeout;
+    private readonly Dictionary<long, (TaskCompletionSource Arrived, long Started)> _waiting = [];
+    private readonly SemaphoreSlim _sending = new(1, 1);
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _outstanding;
+    private long _faults;
+    private long _blockedTicks;
+    private Exception? _lost;
+
+    private PostCopyPager(MigrationChannel channel, LinearMemory memory, long outstanding, TimeSpan fetchTimeout)
+    {
+        _channel = channel;
+        _memory = memory;
+        _outstanding = outstanding;
+        _fetchTimeout = fetchTimeout;
+    }
+
+    internal static PostCopyPager Start(MigrationChannel channel, LinearMemory memory, ulong[] toCome, TimeSpan fetchTimeout)
+    {
+        long outstanding = 0;
+        foreach (var word in toCome) outstanding += System.Numerics.BitOperations.PopCount(word);
+        var pager = new PostCopyPager(channel, memory, outstanding, fetchTimeout);
+        memory.AbsentFrameHandler = pager.FetchBlocking;
+        _ = Task.Run(pager.ReceiveAsync);
+        return pager;
+    }
+
+    /// <summary>Completes when every frame has arrived and the source has been told; faults when the source is lost first.</summary>
+    public Task Completion => _completion.Task;
+    /// <summary>Frames not yet received.</summary>
+    public long Outstanding => Interlocked.Read(ref _outstanding);
+    /// <summary>Touches of absent frames that had to be fetched.</summary>
+    public long Faults => Interlocked.Read(ref _faults);
+    /// <summary>Total time the process waited for fetched frames.</summary>
+    public TimeSpan Blocked => TimeSpan.FromTicks(Interlocked.Read(ref _blockedTicks));
+
+    /// <summary>A task that completes when <paramref name="frame"/> is present (at once if it is), asking the source for it first.</summary>
+    public Task WhenPresentAsync(long frame)
+    {
+        TaskCompletionSource arrived;
+        lock (_waiting)
+        {
+            if (_memory.Present.Get(frame)) return Task.CompletedTask;
+            if (_lost is not null) return Task.FromException(new PostCopySourceLostException(LostMessage, _lost));
+            if (_waiting.TryGetValue(frame, out var existing)) return existing.Arrived.Task;
+            arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiting[frame] = (arrived, Stopwatch.GetTimestamp());
+            Interlocked.Increment(ref _faults);
+        }
+        _ = RequestAsync(frame);
+        return arrived.Task.WaitAsync(_fetchTimeout);
+    }
+
+    private string LostMessage => $"post-copy lost its source with {Outstanding} memory frames not yet received: the process cannot continue";
+
+    /// <summary>For host functions that touch an absent frame: waits on the calling thread.</summary>
+    private void FetchBlocking(long frame)
+    {
+        try
+        {
+            WhenPresentAsync(frame).GetAwaiter().GetResult();
+        }
+        catch (TimeoutException e)
+        {
+            throw new PostCopySourceLostException($"frame {frame} did not arrive within {_fetchTimeout.TotalSeconds:0.#} s: {LostMessage}", e);
+        }
+    }
+
+    private async Task RequestAsync(long frame)
+    {
+        var payload = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(payload, (uint)frame);
+        await _sending.WaitAsync();
+        try
+        {
+            await _channel.SendAsync(MigrationFrame.FrameRequest, payload);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        {
+            Lose(e);
+        }
+        finally
+        {
+            _sending.Release();
+        }
+    }
+
+    private async Task ReceiveAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                var (type, payload) = await _channel.ExpectAsync(CancellationToken.None, MigrationFrame.Frames, MigrationFrame.PushEnd);
+                if (type == MigrationFrame.PushEnd) break;
+                FrameBatch.Apply(payload, _memory, Arrived, onlyAbsent: true);
+            }
+            if (Outstanding != 0) throw new MigrationProtocolException($"the source ended its push with {Outstanding} frames missing");
+            _memory.PresenceTracking = false;
+            _memory.AbsentFrameHandler = null;
+            var ack = new byte[16];
+            BinaryPrimitives.WriteInt64LittleEndian(ack, Faults);
+            BinaryPrimitives.WriteInt64LittleEndian(ack.AsSpan(8), Blocked.Ticks);
+            await _sending.WaitAsync();
+            try
+            {
+                await _channel.SendAsync(MigrationFrame.PushAck, ack);
+            }
+            finally
+            {
+                _sending.Release();
+            }
+            _completion.TrySetResult();
+        }
+        catch (Exception e) when (e is IOException or MigrationProtocolException or ObjectDisposedException or System.Net.Sockets.SocketException or ArgumentOutOfRangeException)
+        {
+            if (Outstanding == 0)
+            {
+                // Every frame is here; only the end of the push or its acknowledgement was lost: nothing depends on the source.
+                _memory.PresenceTracking = false;
+                _memory.AbsentFrameHandler = null;
+                _completion.TrySetResult();
+                return;
+            }
+            Lose(e);
+        }
+    }
+
+    private void Arrived(long frame)
+    {
+        Interlocked.Decrement(ref _outstanding);
+        TaskCompletionSource? arrived = null;
+        lock (_waiting)
+        {
+            if (_waiting.Remove(frame, out var entry))
+            {
+                arrived = entry.Arrived;
+                Interlocked.Add(ref _blockedTicks, Stopwatch.GetElapsedTime(entry.Started).Ticks);
+            }
+        }
+        arrived?.TrySetResult();
+    }
+
+    private void Lose(Exception cause)
+    {
+        List<TaskCompletionSource> waiting;
+        lock (_waiting)
+        {
+            if (_lost is not null) return;
+            _lost = cause;
+            waiting = [.. _waiting.Values.Select(w => w.Arrived)];
+            _waiting.Clear();
+        }
+        var lost = new PostCopySourceLostException(LostMessage, cause);
+        foreach (var arrived in waiting) arrived.TrySetException(lost);
+        _completion.TrySetException(lost);
+    }
+}

@@ -1,0 +1,96 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Ferry.Mobility.Migration;
+
+namespace Ferry.Mobility.Tests;
+
+/// <summary>What a <see cref="FaultyLink"/> does to the first frame of its trigger type.</summary>
+public enum LinkFault
+{
+    /// <summary>Closes both connections before the frame passes, as a pulled cable or a target that died.</summary>
+    Cut,
+    /// <summary>Flips one payload bit: the receiver's checksum must catch it.</summary>
+    Corrupt,
+}
+
+/// <summary>
+/// A TCP relay on 127.0.0.1 between a migration's source and target that reads the protocol's frames as they pass
+/// and injects one fault at the first frame of a chosen type, in either direction.
+/// </summary>
+public sealed class FaultyLink : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpClient _toTarget = new();
+    private readonly MigrationFrame _trigger;
+    private readonly LinkFault _fault;
+    private readonly CancellationTokenSource _stop = new();
+    private TcpClient? _fromSource;
+    private int _fired;
+
+    public FaultyLink(MigrationFrame trigger, LinkFault fault)
+    {
+        _trigger = trigger;
+        _fault = fault;
+        _listener.Start();
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+    public bool Fired => Volatile.Read(ref _fired) == 1;
+
+    /// <summary>Relays between a source that connects to <see cref="Port"/> and the target at <paramref name="target"/>.</summary>
+    public async Task RunAsync(IPEndPoint target)
+    {
+        _fromSource = await _listener.AcceptTcpClientAsync();
+        await _toTarget.ConnectAsync(target);
+        var a = _fromSource.GetStream();
+        var b = _toTarget.GetStream();
+        await Task.WhenAll(Pump(a, b), Pump(b, a));
+    }
+
+    private async Task Pump(NetworkStream from, NetworkStream to)
+    {
+        var header = new byte[5];
+        try
+        {
+            while (true)
+            {
+                await from.ReadExactlyAsync(header, _stop.Token);
+                var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(1));
+                var rest = new byte[length + 4];
+                await from.ReadExactlyAsync(rest, _stop.Token);
+                if ((MigrationFrame)header[0] == _trigger && Interlocked.Exchange(ref _fired, 1) == 0)
+                {
+                    if (_fault == LinkFault.Cut)
+                    {
+                        Close();
+                        return;
+                    }
+                    rest[length / 2] ^= 0x10;
+                }
+                await to.WriteAsync(header, _stop.Token);
+                await to.WriteAsync(rest, _stop.Token);
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or EndOfStreamException)
+        {
+            Close();
+        }
+    }
+
+    private void Close()
+    {
+        _stop.Cancel();
+        _fromSource?.Client.Close(0);
+        _toTarget.Client.Close(0);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Close();
+        _listener.Stop();
+        _fromSource?.Dispose();
+        _toTarget.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,313 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Ferry.Engine;
+using Ferry.Mobility.Hosting;
+using Ferry.Mobility.Migration;
+using Ferry.Tests.Shared;
+using Ferry.Wasi;
+using Ferry.Wasm;
+
+namespace Ferry.Mobility.Tests;
+
+/// <summary>
+/// Live migration of a running process over TCP on 127.0.0.1, each strategy: equivalence, and for faults at every
+/// stage, that the process is never lost before commitment and never runs twice (invariants 1 to 3).
+/// </summary>
+public sealed class LiveMigrationTests
+{
+    private static readonly string[] Arguments = ["dirtier", "--mib", "4", "--iterations", "400", "--writes-per-iteration", "4000", "--report", "40"];
+    private static readonly byte[] ModuleBytes = File.ReadAllBytes(Guests.Wasm("dirtier"));
+    private static readonly Lazy<string> Uninterrupted = new(() =>
+    {
+        var console = new MemoryStream();
+        var (_, instance, execution, _) = Instantiate(console);
+        Assert.Equal(ExecutionStatus.Finished, execution.Run());
+        return Encoding.UTF8.GetString(console.ToArray());
+    });
+
+    private static (Module, Instance, Execution, WasiProcess) Instantiate(Stream stdout)
+    {
+        var module = Module.Load(ModuleBytes);
+        var wasi = new WasiProcess(new WasiConfiguration { Arguments = [.. Arguments], Stdout = stdout });
+        var store = new Store();
+        var linker = new Linker();
+        wasi.Define(linker);
+        var instance = linker.Instantiate(store, module);
+        return (module, instance, store.Start(instance.GetFunction("_start")), wasi);
+    }
+
+    /// <summary>A source process running in slices, started and given time to get going.</summary>
+    private static async Task<SlicedProcess> RunningSource(Stream console)
+    {
+        var (module, instance, execution, wasi) = Instantiate(console);
+        var process = new SlicedProcess(module, instance, execution, wasi, sliceFuel: 100_000);
+        process.Start();
+        while (process.Execution.InstructionsExecuted < 3_000_000) await Task.Delay(5);
+        return process;
+    }
+
+    private sealed class Target(TcpListener listener, Task<TargetResult> result) : IDisposable
+    {
+        public IPEndPoint Endpoint => (IPEndPoint)listener.LocalEndpoint;
+        public Task<TargetResult> Result => result;
+        public void Dispose() => listener.Stop();
+    }
+
+    /// <summary>A target listening on 127.0.0.1 that restores into <paramref name="console"/>, asking <paramref name="decisions"/> when in doubt.</summary>
+    private static Target Listen(Stream console, IReadOnlyDictionary<Guid, bool> decisions)
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var result = Task.Run(async () =>
+        {
+            using var client = await listener.AcceptTcpClientAsync();
+            client.NoDelay = true;
+            var stream = client.GetStream();
+            var outcome = await MigrationTarget.ReceiveAsync(stream,
+                offer => Task.FromResult(Admission.Admit(Module.Load(ModuleBytes))),
+                (image, received) => ProcessSnapshot.Restore(image, Stream.Null, console, Stream.Null, _ => ModuleBytes, received: received),
+                async id =>
+                {
+                    // The source may still be deciding when the target asks: a host answers once it has.
+                    for (var waited = 0; waited < 100; waited++)
+                    {
+                        if (decisions.TryGetValue(id, out var committed)) return committed;
+                        await Task.Delay(50);
+                    }
+                    return null;
+                },
+                new MigrationOptions { FetchTimeout = TimeSpan.FromSeconds(5) });
+            if (outcome.Outcome != TargetOutcome.Activated || outcome.Pager is null) return outcome;
+            // Post-copy: the connection must outlive this method; run the process here until it ends.
+            var moved = SlicedProcess.FromRestored(outcome.Process!, outcome.Pager, 100_000);
+            moved.Start();
+            await moved.Completion;
+            try
+            {
+                await outcome.Pager.Completion;
+            }
+            catch (PostCopySourceLostException)
+            {
+                // Reported through the process's outcome.
+            }
+            return outcome with { Reason = moved.Completion.Result == SlicedOutcome.Finished ? null : moved.Error ?? moved.Completion.Result.ToString() };
+        });
+        return new Target(listener, result);
+    }
+
+    private static async Task<NetworkStream> Connect(int port)
+    {
+        var client = new TcpClient { NoDelay = true };
+        await client.ConnectAsync(IPAddress.Loopback, port);
+        return client.GetStream();
+    }
+
+    private static MigrationOptions Options(MigrationStrategy strategy) => new()
+    {
+        Strategy = strategy,
+        MaxDowntime = TimeSpan.FromMilliseconds(5),
+        MaxRounds = 4,
+    };
+
+    /// <summary>Runs a restored target process to its end (stop-and-copy and pre-copy: the caller owns the connection no longer).</summary>
+    private static async Task<SlicedOutcome> Finish(TargetResult result)
+    {
+        if (result.Pager is not null) return result.Reason is null ? SlicedOutcome.Finished : SlicedOutcome.Lost;
+        var moved = SlicedProcess.FromRestored(result.Process!);
+        moved.Start();
+        return await moved.Completion;
+    }
+
+    public static TheoryData<MigrationStrategy> Strategies => [MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid];
+
+    [Theory]
+    [MemberData(nameof(Strategies))]
+    public async Task A_running_process_moves_and_finishes_on_the_target_with_the_uninterrupted_output(MigrationStrategy strategy)
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console);
+        using var target = Listen(console, new Dictionary<Guid, bool>());
+        var report = await MigrationSource.MigrateAsync(await Connect(target.Endpoint.Port), source, Options(strategy));
+        Assert.Equal(SlicedOutcome.MovedAway, await source.Completion);
+        var result = await target.Result;
+        Assert.Equal(TargetOutcome.Activated, result.Outcome);
+        Assert.Equal(SlicedOutcome.Finished, await Finish(result));
+        Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+
+        Assert.True(report.Downtime <= report.Total && report.StateBytes > 0);
+        if (strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid) Assert.NotEmpty(report.Rounds);
+        if (strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid)
+        {
+            Assert.Equal(0, report.FramesSentTwice);
+            Assert.True(report.PostCopyFrames > 0);
+            Assert.True(report.SourceDependence > TimeSpan.Zero);
+        }
+        else
+        {
+            Assert.Equal(0, report.PostCopyFrames);
+        }
+    }
+
+    [Fact]
+    public async Task Pre_copy_round_zero_skips_zero_frames_and_later_rounds_send_only_what_was_dirtied()
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console);
+        using var target = Listen(console, new Dictionary<Guid, bool>());
+        var report = await MigrationSource.MigrateAsync(await Connect(target.Endpoint.Port), source, Options(MigrationStrategy.PreCopy) with { MaxRounds = 3, MaxDowntime = TimeSpan.Zero });
+        Assert.Equal(SlicedOutcome.Finished, await Finish(await target.Result));
+        Assert.Equal(3, report.Rounds.Count);
+        var memoryFrames = source.Instance.Memory!.FrameCount;
+        Assert.Equal(memoryFrames, report.Rounds[0].FramesSent + report.Rounds[0].ZeroFramesSkipped);
+        Assert.True(report.Rounds[0].ZeroFramesSkipped > 0);
+        for (var i = 1; i < report.Rounds.Count; i++) Assert.True(report.Rounds[i].FramesSent <= report.Rounds[i - 1].DirtiedDuring);
+        Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_refused_migration_leaves_the_process_running_on_the_source()
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console);
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var target = Task.Run(async () =>
+        {
+            using var client = await listener.AcceptTcpClientAsync();
+            return await MigrationTarget.ReceiveAsync(client.GetStream(), _ => Task.FromResult(Admission.Refuse("no room for it here")),
+                (_, _) => throw new InvalidOperationException("nothing may be restored"));
+        });
+        var failure = await Assert.ThrowsAsync<MigrationAbortedException>(async () =>
+            await MigrationSource.MigrateAsync(await Connect(((IPEndPoint)listener.LocalEndpoint).Port), source, Options(MigrationStrategy.PreCopy)));
+        Assert.Contains("no room for it here", failure.Message);
+        Assert.Equal(MigrationStage.Reservation, failure.Stage);
+        Assert.Equal(TargetOutcome.NotReceived, (await target).Outcome);
+        listener.Stop();
+        Assert.Equal(SlicedOutcome.Finished, await source.Completion);
+        Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+    }
+
+    /// <summary>Where the process must end up when a fault hits a frame: before commitment the source, after it the target.</summary>
+    public enum Survivor
+    {
+        Source,
+        Target,
+        /// <summary>Post-copy's window: the connection failed after activation, before every frame arrived; the loss is reported on both sides.</summary>
+        ReportedLost,
+        /// <summary>In post-copy's push: lost and reported if a frame was still missing, else finished on the target.</summary>
+        TargetOrReportedLost,
+    }
+
+    public static TheoryData<MigrationStrategy, MigrationFrame, LinkFault, Survivor> Faults()
+    {
+        var data = new TheoryData<MigrationStrategy, MigrationFrame, LinkFault, Survivor>();
+        foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid })
+        {
+            var postCopy = strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid;
+            foreach (var fault in new[] { LinkFault.Cut, LinkFault.Corrupt })
+            {
+                // Stage 2, reservation.
+                data.Add(strategy, MigrationFrame.Offer, fault, Survivor.Source);
+                data.Add(strategy, MigrationFrame.Admit, fault, Survivor.Source);
+                // Stage 3, iterative pre-copy (stop-and-copy's first frames belong to stage 4).
+                if (strategy != MigrationStrategy.PostCopy) data.Add(strategy, MigrationFrame.Frames, fault, Survivor.Source);
+                if (strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid) data.Add(strategy, MigrationFrame.RoundEnd, fault, Survivor.Source);
+                // Stage 4, stop-and-copy.
+                data.Add(strategy, MigrationFrame.Image, fault, Survivor.Source);
+                data.Add(strategy, MigrationFrame.ImageEnd, fault, Survivor.Source);
+                // Stage 5, commitment: the target committed, the source never heard it, so the source keeps the process.
+                data.Add(strategy, MigrationFrame.Committed, fault, Survivor.Source);
+                // Stage 6, activation: the source committed; the target asks it and runs the process (post-copy cannot: it lacks the memory).
+                data.Add(strategy, MigrationFrame.Activate, fault, postCopy ? Survivor.ReportedLost : Survivor.Target);
+                if (postCopy)
+                {
+                    data.Add(strategy, MigrationFrame.PushEnd, fault, Survivor.TargetOrReportedLost);
+                    data.Add(strategy, MigrationFrame.PushAck, fault, Survivor.Target);
+                }
+            }
+            if (postCopy) data.Add(strategy, MigrationFrame.FrameRequest, LinkFault.Cut, Survivor.TargetOrReportedLost);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Faults))]
+    public async Task A_fault_at_any_stage_never_loses_the_process_before_commitment_nor_runs_it_twice(MigrationStrategy strategy, MigrationFrame at, LinkFault fault, Survivor survivor)
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console);
+        var decisions = new System.Collections.Concurrent.ConcurrentDictionary<Guid, bool>();
+        using var target = Listen(console, decisions);
+        await using var link = new FaultyLink(at, fault);
+        var relay = link.RunAsync(target.Endpoint);
+        var migration = Task.Run(async () =>
+        {
+            return await MigrationSource.MigrateAsync(await Connect(link.Port), new RecordingProcess(source, decisions), Options(strategy));
+        });
+        Exception? sourceFailure = null;
+        try
+        {
+            await migration;
+        }
+        catch (Exception e) when (e is MigrationAbortedException or MigrationAfterCommitException)
+        {
+            sourceFailure = e;
+        }
+        var result = await target.Result.WaitAsync(TimeSpan.FromSeconds(60));
+        await relay.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+        Assert.True(link.Fired, $"the fault at {at} never fired");
+
+        switch (survivor)
+        {
+            case Survivor.Source:
+                Assert.IsType<MigrationAbortedException>(sourceFailure);
+                Assert.Equal(TargetOutcome.NotReceived, result.Outcome);
+                Assert.Equal(SlicedOutcome.Finished, await source.Completion);
+                Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+                break;
+            case Survivor.Target:
+                Assert.Equal(SlicedOutcome.MovedAway, await source.Completion);
+                Assert.Equal(TargetOutcome.Activated, result.Outcome);
+                Assert.Equal(SlicedOutcome.Finished, await Finish(result));
+                Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+                break;
+            case Survivor.TargetOrReportedLost when result.Outcome == TargetOutcome.Activated && result.Reason is null:
+                Assert.Equal(SlicedOutcome.MovedAway, await source.Completion);
+                Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+                break;
+            case Survivor.ReportedLost or Survivor.TargetOrReportedLost:
+                Assert.Equal(SlicedOutcome.MovedAway, await source.Completion);
+                Assert.IsType<MigrationAfterCommitException>(sourceFailure);
+                // Either held in doubt (never ran) or ran until it needed a frame the source could no longer send: never silently.
+                Assert.True(result.Outcome == TargetOutcome.InDoubt || result.Reason is not null && result.Reason.Contains("post-copy lost its source"), $"{result.Outcome}: {result.Reason}");
+                var output = Encoding.UTF8.GetString(console.ToArray());
+                Assert.StartsWith(output, Uninterrupted.Value);
+                break;
+        }
+    }
+
+    /// <summary>The source host's record of decisions, which a target in doubt asks: committed once GiveUp is called, aborted on Release.</summary>
+    private sealed class RecordingProcess(SlicedProcess inner, System.Collections.Concurrent.ConcurrentDictionary<Guid, bool> decisions) : IMigratableProcess
+    {
+        public Module Module => inner.Module;
+        public Instance Instance => inner.Instance;
+        public Execution Execution => inner.Execution;
+        public WasiProcess Wasi => inner.Wasi;
+        public Task<T> AtSafepointAsync<T>(Func<T> action, CancellationToken cancel) => inner.AtSafepointAsync(action, cancel);
+        public void Hold() => inner.Hold();
+        public void Release(Guid migration)
+        {
+            decisions[migration] = false;
+            inner.Release(migration);
+        }
+
+        public void Throttle(double share) => inner.Throttle(share);
+
+        public void GiveUp(Guid migration)
+        {
+            decisions[migration] = true;
+            inner.GiveUp(migration);
+        }
+    }
+}
