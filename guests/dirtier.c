@@ -1,7 +1,8 @@
 // Allocates a working set and writes to it at a chosen rate and locality, for a number of iterations (or
 // seconds), then prints a checksum. The migration work uses it to dirty memory in a controlled way.
 //   dirtier [--mib N] [--writes-per-iteration N] [--iterations N | --seconds S] [--locality sequential|random|hot]
-//           [--hot-percent P] [--report N] [--seed S] [--touch-stride F]
+//           [--hot-percent P] [--report N] [--seed S] [--touch-stride F] [--sleep-us U]
+// --sleep-us sleeps U microseconds after each iteration, which sets the write rate in wall-clock terms.
 // At start it writes one word in every F-th 4 KiB frame of the working set (F=1: every frame).
 #include <stdint.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: dirtier [--mib N] [--writes-per-iteration N] [--iterations N | --seconds S]\n"
             "               [--locality sequential|random|hot] [--hot-percent P] [--report N] [--seed S]\n"
-            "               [--touch-stride FRAMES]\n");
+            "               [--touch-stride FRAMES] [--sleep-us U]\n");
     exit(2);
 }
 
@@ -25,7 +26,7 @@ static uint64_t next(uint64_t *state) {
 }
 
 int main(int argc, char **argv) {
-    long mib = 16, writes = 1000, iterations = 1000, report = 0, hot_percent = 10, stride = 1;
+    long mib = 16, writes = 1000, iterations = 1000, report = 0, hot_percent = 10, stride = 1, sleep_us = 0;
     double seconds = 0;
     uint64_t seed = 88172645463325252ULL;
     const char *locality = "random";
@@ -40,10 +41,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--report")) report = atol(argv[++i]);
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], 0, 10) | 1;
         else if (!strcmp(argv[i], "--touch-stride")) stride = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--sleep-us")) sleep_us = atol(argv[++i]);
         else usage();
     }
     int mode = !strcmp(locality, "sequential") ? 0 : !strcmp(locality, "random") ? 1 : !strcmp(locality, "hot") ? 2 : -1;
-    if (mib <= 0 || writes < 0 || iterations < 0 || mode < 0 || hot_percent <= 0 || hot_percent > 100 || stride <= 0) usage();
+    if (mib <= 0 || writes < 0 || iterations < 0 || mode < 0 || hot_percent <= 0 || hot_percent > 100 || stride <= 0 || sleep_us < 0) usage();
     size_t words = (size_t)mib * 1024 * 1024 / 8;
     uint64_t *memory = calloc(words, 8);
     if (!memory) {
@@ -69,6 +71,10 @@ int main(int argc, char **argv) {
             memory[at] = memory[at] * 6364136223846793005ULL + (uint64_t)done + 1;
         }
         if (report > 0 && (done + 1) % report == 0) printf("dirtier: iteration %ld\n", done + 1);
+        if (sleep_us > 0) {
+            struct timespec pause = {sleep_us / 1000000, (sleep_us % 1000000) * 1000};
+            nanosleep(&pause, 0);
+        }
     }
     uint64_t checksum = 0;
     for (size_t i = 0; i < words; i++) checksum = (checksum ^ memory[i]) * 1099511628211ULL;

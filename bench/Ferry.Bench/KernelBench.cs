@@ -31,6 +31,8 @@ internal static class KernelBench
         string? json = null, filter = null;
         var programs = false;
         var snapshots = false;
+        var migration = false;
+        int[]? sizes = null;
         var weak = false;
         for (var i = 0; i < args.Length; i++)
         {
@@ -41,10 +43,13 @@ internal static class KernelBench
                 case "--programs": programs = true; break;
                 case "--snapshots": snapshots = true; break;
                 case "--weak-mobility": weak = true; break;
+                case "--migration": migration = true; break;
+                case "--sizes" when i + 1 < args.Length: sizes = [.. args[++i].Split(',').Select(int.Parse)]; break;
                 default:
-                    Console.Error.WriteLine("usage: Ferry.Bench [--programs | --snapshots | --weak-mobility] [--filter NAME] [--json FILE]");
+                    Console.Error.WriteLine("usage: Ferry.Bench [--programs | --snapshots | --weak-mobility | --migration [--sizes MIB,...]] [--filter NAME] [--json FILE]");
                     Console.Error.WriteLine("  default: kernels called in-process; --programs: whole programs through `ferry run`, and 1 GiB of I/O;");
                     Console.Error.WriteLine("  --snapshots: capture and restore of the dirtier guest at 64 MiB, 256 MiB and 1 GiB;");
+                    Console.Error.WriteLine("  --migration: live migration of a running dirtier (64 MiB, 256 MiB, 1 GiB; idle, moderate, heavy) per strategy, vs raw TCP");
                     Console.Error.WriteLine("  --weak-mobility: a query over 256 MiB on node b asked at node a, code shipped vs data copied");
                     return 2;
             }
@@ -57,6 +62,7 @@ internal static class KernelBench
         }
         if (programs) return ProgramBench.Run(guests, json);
         if (snapshots) return SnapshotBench.Run(guests, json);
+        if (migration) return MigrationBench.Run(guests, json, sizes);
         if (weak) return WeakMobilityBench.Run(guests, json).GetAwaiter().GetResult();
         var node = HasNode();
         Console.WriteLine($"machine: {CpuModel()}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, node {(node ? NodeVersion() : "missing: column skipped")}");

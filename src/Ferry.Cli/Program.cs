@@ -11,6 +11,9 @@ var root = new RootCommand("Ferry moves running WebAssembly programs between mac
     NodeCommands.Ps(),
     NodeCommands.Logs(),
     NodeCommands.Kill(),
+    MigrateCommand.Create(),
+    MigrateCommand.Stop(),
+    MigrateCommand.Continue(),
     DemoCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -38,19 +38,22 @@ public sealed record NodeOptions
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public TimeSpan SuspectAfter { get; init; } = TimeSpan.FromSeconds(1.5);
     public TimeSpan DownAfter { get; init; } = TimeSpan.FromSeconds(3);
+    /// <summary>TCP port for migration connections, on the API's address; 0 picks a free one (published in GET /v1/node).</summary>
+    public int MigrationPort { get; init; }
 }
 
 /// <summary>
 /// The request body of POST /v1/processes. <paramref name="On"/> names the node to run on (default: the one asked);
 /// <paramref name="Source"/> is the address of a node that has the module, for the target to pull it from.
+/// <paramref name="StopAfter"/> stops the process after that many instructions (then `continue` it), to run it to a chosen point.
 /// </summary>
-public sealed record SubmitRequest(string Module, List<string>? Args, Dictionary<string, string>? Env, List<string>? Dirs, string? On = null, string? Source = null);
+public sealed record SubmitRequest(string Module, List<string>? Args, Dictionary<string, string>? Env, List<string>? Dirs, string? On = null, string? Source = null, long? StopAfter = null);
 
 /// <summary>
 /// A Ferry node: hosts processes on a worker pool, stores modules by hash, and serves a JSON control plane on
 /// Kestrel (problem+json errors). Every request must carry the cluster key.
 /// </summary>
-public sealed class FerryNode : IAsyncDisposable
+public sealed partial class FerryNode : IAsyncDisposable
 {
     public const string KeyFileName = "cluster.key";
 
@@ -148,6 +151,7 @@ public sealed class FerryNode : IAsyncDisposable
         node.Cluster = new Membership(options.Name, node.Address.ToString(), node.Key, node.Load, options.HeartbeatInterval, options.SuspectAfter, options.DownAfter);
         if (options.Join is { } seed) await node.Cluster.JoinAsync(seed.Contains("://", StringComparison.Ordinal) ? seed : $"http://{seed}");
         node.Cluster.Start();
+        node.StartMigrationListener();
         node.ResumeSaved();
         return node;
     }
@@ -289,15 +293,21 @@ public sealed class FerryNode : IAsyncDisposable
             Elsewhere(id) is { } owner ? Proxy(context, owner) : Task.FromResult(_processes.TryGetValue(id, out var process) ? Results.Ok(Describe(process)) : UnknownProcess(id)));
         app.MapGet("/v1/processes/{id}/output", (string id, long? stdout, long? stderr, int? waitMs, HttpContext context) =>
         {
-            if (Elsewhere(id) is { } owner) return Proxy(context, owner);
-            if (!_processes.TryGetValue(id, out var process)) return Task.FromResult(UnknownProcess(id));
-            var (chunks, closed) = process.Output.Read(stdout ?? 0, stderr ?? 0, TimeSpan.FromMilliseconds(Math.Clamp(waitMs ?? 0, 0, 30_000)));
+            var log = _processes.TryGetValue(id, out var process) ? process.Output : null;
+            // Output written here before the process moved is served here; what follows, by the node it moved to.
+            if (log is null && _moved.TryGetValue(id, out var moved) && (stdout < moved.Output.Next.Stdout || stderr < moved.Output.Next.Stderr)) log = moved.Output;
+            if (log is null)
+            {
+                if (Elsewhere(id) is { } owner) return Proxy(context, owner);
+                return Task.FromResult(UnknownProcess(id));
+            }
+            var (chunks, closed) = log.Read(stdout ?? 0, stderr ?? 0, TimeSpan.FromMilliseconds(Math.Clamp(waitMs ?? 0, 0, 30_000)));
             return Task.FromResult(Results.Ok(new
             {
                 chunks = chunks.Select(c => new { stream = c.Stream, sequence = c.Sequence, data = Convert.ToBase64String(c.Data) }),
-                closed,
-                state = process.State.ToString(),
-                exitCode = process.ExitCode,
+                closed = closed && process is not null && process.State != ProcessState.Moved,
+                state = process?.State.ToString() ?? nameof(ProcessState.Moved),
+                exitCode = process?.ExitCode,
             }));
         });
         app.MapDelete("/v1/processes/{id}", (string id, HttpContext context) =>
@@ -307,11 +317,13 @@ public sealed class FerryNode : IAsyncDisposable
             process.Kill();
             return Task.FromResult(Results.Accepted($"/v1/processes/{id}", Describe(process)));
         });
+        MapMigrationApi(app);
         app.MapGet("/v1/node", () => Results.Ok(new
         {
             name = Name,
             load = Load(),
             processes = _processes.Count,
+            migrationPort = MigrationPort,
             moduleBytesPulled = ModuleBytesPulled,
             bytesIn = BytesIn,
             bytesOut = BytesOut,
@@ -320,9 +332,14 @@ public sealed class FerryNode : IAsyncDisposable
 
     private static IResult UnknownProcess(string id) => Results.Problem(statusCode: StatusCodes.Status404NotFound, title: $"no process {id}");
 
-    /// <summary>The member that owns a process id (ids are NODE-N), or null when it is this node's.</summary>
+    /// <summary>
+    /// The member to ask about a process that does not run here, or null when it does (or is unknown): the node it
+    /// moved to, if it moved from here; else its home node (ids are HOME-N), which keeps a pointer to where it runs.
+    /// </summary>
     private Member? Elsewhere(string id)
     {
+        if (_processes.ContainsKey(id)) return null;
+        if (_moved.TryGetValue(id, out var moved)) return Cluster.Find(moved.Node);
         var dash = id.LastIndexOf('-');
         var owner = dash > 0 ? id[..dash] : Name;
         return owner == Name ? null : Cluster.Find(owner);
@@ -401,14 +418,16 @@ public sealed class FerryNode : IAsyncDisposable
         return (null, null);
     }
 
-    private static object Describe(HostedProcess p) => new
+    private object Describe(HostedProcess p) => new
     {
         id = p.Id,
+        node = Name,
         module = p.ModuleHash,
         args = p.Arguments,
         state = p.State.ToString(),
         exitCode = p.ExitCode,
         error = p.Error,
+        movedTo = p.MovedTo,
         instructions = p.InstructionsExecuted,
         slices = p.Slices,
         created = p.Created,
@@ -466,7 +485,7 @@ public sealed class FerryNode : IAsyncDisposable
             var instance = linker.Instantiate(store, module);
             if (!instance.TryGetExport("_start", out var start) || start.AsFunction is not { } entry)
                 throw new LinkException("the module exports no _start function", "_start");
-            var process = new HostedProcess(id, module, instance, request.Args ?? [], store.Start(entry), wasi, output);
+            var process = new HostedProcess(id, module, instance, request.Args ?? [], store.Start(entry), wasi, output) { Budget = request.StopAfter };
             _processes[id] = process;
             _scheduler.Enqueue(process);
             return Results.Created($"/v1/processes/{id}", new { id });
@@ -498,6 +517,7 @@ public sealed class FerryNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        StopMigrationListener();
         await SaveRunningAsync();
         await Cluster.DisposeAsync();
         _peers.Dispose();

@@ -60,16 +60,16 @@ internal static class NodeCommands
         return new Command("node", "Run a Ferry node") { start };
     }
 
-    private sealed record ClientOptions(Option<string> Node, Option<string?> KeyFile);
+    internal sealed record ClientOptions(Option<string> Node, Option<string?> KeyFile);
 
-    private static ClientOptions Client()
+    internal static ClientOptions Client()
     {
         var node = new Option<string>("--node") { Description = "HOST:PORT of a node", DefaultValueFactory = _ => "127.0.0.1:7070" };
         var keyFile = new Option<string?>("--key-file") { Description = "The cluster key file (default: $FERRY_KEY)" };
         return new ClientOptions(node, keyFile);
     }
 
-    private static async Task<int> WithClient(ParseResult result, ClientOptions options, Func<NodeClient, Task<int>> action)
+    internal static async Task<int> WithClient(ParseResult result, ClientOptions options, Func<NodeClient, Task<int>> action)
     {
         string? key;
         try
@@ -98,10 +98,11 @@ internal static class NodeCommands
         var dirs = new Option<string[]>("--dir") { Description = "Preopen DIR[::GUEST] on the node: a path under its DATA/files or in its allow-list" };
         var envs = new Option<string[]>("--env") { Description = "K=V for the guest" };
         var wait = new Option<bool>("--wait") { Description = "Stream the output and exit with the process's exit code" };
+        var stopAfter = new Option<long?>("--stop-after") { Description = "Stop the process after N instructions (then `ferry continue` it)", HelpName = "N" };
         var on = new Option<string?>("--on") { Description = "Run on this node of the cluster (it pulls the module by hash); default: the node asked" };
         var module = new Argument<FileInfo>("MODULE");
         var arguments = new Argument<string[]>("ARGS") { Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("submit", "Ship a module to a node and run it there; prints the process id") { client.Node, client.KeyFile, on, dirs, envs, wait, module, arguments };
+        var command = new Command("submit", "Ship a module to a node and run it there; prints the process id") { client.Node, client.KeyFile, on, dirs, envs, wait, stopAfter, module, arguments };
         command.SetAction((result, _) => WithClient(result, client, async node =>
         {
             byte[] bytes;
@@ -121,7 +122,7 @@ internal static class NodeCommands
                 env[assignment[..equals]] = assignment[(equals + 1)..];
             }
             var hash = await node.UploadModule(bytes);
-            var id = await node.Submit(new SubmitRequest(hash, [.. result.GetValue(arguments) ?? []], env, [.. result.GetValue(dirs) ?? []], result.GetValue(on)));
+            var id = await node.Submit(new SubmitRequest(hash, [.. result.GetValue(arguments) ?? []], env, [.. result.GetValue(dirs) ?? []], result.GetValue(on), StopAfter: result.GetValue(stopAfter)));
             if (!result.GetValue(wait))
             {
                 Console.WriteLine(id);

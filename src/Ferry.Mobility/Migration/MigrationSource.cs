@@ -67,7 +67,7 @@ public sealed class MigrationSource
             offer[52] = (byte)_options.Strategy;
             await _channel.SendAsync(MigrationFrame.Offer, offer, cancel);
             var (answer, reason) = await _channel.ExpectAsync(cancel, MigrationFrame.Admit, MigrationFrame.Refuse);
-            if (answer == MigrationFrame.Refuse) throw new MigrationRefusedException($"the target refused the process: {Encoding.UTF8.GetString(reason)}");
+            if (answer == MigrationFrame.Refuse) throw new MigrationRefusedException($"the target refused the process: {Encoding.UTF8.GetString(reason.Span)}");
 
             ulong[]? remaining = null;
             if (_options.Strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid && Memory is not null)
@@ -107,14 +107,15 @@ public sealed class MigrationSource
                     stopFrames = await SendFramesAsync(Union(remaining, dirty!), skipZero: false, cancel);
                     break;
                 case MigrationStrategy.PostCopy:
-                    postCopyFrames = NonZeroFrames(frameCount);
+                    // Every frame is to come: the push sends an all-zero one as its bare number, and scanning for them now would lengthen the downtime.
+                    postCopyFrames = AllFrames(frameCount);
                     break;
                 case MigrationStrategy.Hybrid when remaining is not null:
                     // Frames dirtied since the last round: zero ones go now as bare numbers, the rest on demand.
                     postCopyFrames = await SendZeroFramesAsync(Union(remaining, dirty!), cancel);
                     break;
                 default:
-                    postCopyFrames = _options.Strategy == MigrationStrategy.Hybrid ? NonZeroFrames(frameCount) : null;
+                    postCopyFrames = _options.Strategy == MigrationStrategy.Hybrid ? AllFrames(frameCount) : null;
                     break;
             }
 
@@ -128,7 +129,7 @@ public sealed class MigrationSource
             _stage = MigrationStage.Commitment;
             Report();
             var (verdict, detail) = await _channel.ExpectAsync(cancel, MigrationFrame.Committed, MigrationFrame.Abort);
-            if (verdict == MigrationFrame.Abort) throw new MigrationRefusedException($"the target abandoned the migration: {Encoding.UTF8.GetString(detail)}");
+            if (verdict == MigrationFrame.Abort) throw new MigrationRefusedException($"the target abandoned the migration: {Encoding.UTF8.GetString(detail.Span)}");
         }
         catch (Exception e) when (e is IOException or MigrationProtocolException or MigrationRefusedException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
@@ -342,11 +343,11 @@ public sealed class MigrationSource
                     if (type == MigrationFrame.PushAck)
                     {
                         if (payload.Length != 16) throw new MigrationProtocolException($"a PushAck of {payload.Length} bytes");
-                        acknowledged.TrySetResult((BinaryPrimitives.ReadInt64LittleEndian(payload), TimeSpan.FromTicks(BinaryPrimitives.ReadInt64LittleEndian(payload.AsSpan(8)))));
+                        acknowledged.TrySetResult((BinaryPrimitives.ReadInt64LittleEndian(payload.Span), TimeSpan.FromTicks(BinaryPrimitives.ReadInt64LittleEndian(payload.Span[8..]))));
                         return;
                     }
                     if (payload.Length != 4) throw new MigrationProtocolException($"a FrameRequest of {payload.Length} bytes");
-                    requests.Writer.TryWrite(BinaryPrimitives.ReadUInt32LittleEndian(payload));
+                    requests.Writer.TryWrite(BinaryPrimitives.ReadUInt32LittleEndian(payload.Span));
                 }
             }
             catch (Exception e)
@@ -431,19 +432,6 @@ public sealed class MigrationSource
         var result = new ulong[Math.Max(a.Length, b.Length)];
         for (var i = 0; i < result.Length; i++) result[i] = (i < a.Length ? a[i] : 0) | (i < b.Length ? b[i] : 0);
         return result;
-    }
-
-    /// <summary>Post-copy from the start: every frame holding data; zero frames are present on the target from the outset.</summary>
-    private ulong[] NonZeroFrames(long frameCount)
-    {
-        var bits = new ulong[(frameCount + 63) >> 6];
-        var memory = Memory;
-        for (long frame = 0; frame < frameCount; frame++)
-        {
-            if (memory!.Frame(frame).IndexOfAnyExcept((byte)0) >= 0) bits[frame >> 6] |= 1UL << (int)(frame & 63);
-            else _zeroSkipped++;
-        }
-        return bits;
     }
 
     /// <summary>ImageEnd's payload for post-copy: the frame count, then one bit per frame that is still to come.</summary>

@@ -61,7 +61,7 @@ public static class MigrationTarget
         long frameCount = 0;
         try
         {
-            var (_, payload) = await channel.ExpectAsync(cancel, MigrationFrame.Offer);
+            var payload = (await channel.ExpectAsync(cancel, MigrationFrame.Offer)).Payload.ToArray();
             if (payload.Length != 53) throw new MigrationProtocolException($"an offer of {payload.Length} bytes");
             var strategy = (MigrationStrategy)payload[52];
             if (!Enum.IsDefined(strategy)) throw new MigrationProtocolException($"unknown strategy {payload[52]}");
@@ -92,23 +92,23 @@ public static class MigrationTarget
             while (true)
             {
                 var (type, piece) = await channel.ExpectAsync(cancel, MigrationFrame.Frames, MigrationFrame.RoundEnd, MigrationFrame.Image, MigrationFrame.ImageEnd, MigrationFrame.Abort);
-                if (type == MigrationFrame.Abort) return new TargetResult(TargetOutcome.NotReceived, null, $"the source abandoned the migration: {Encoding.UTF8.GetString(piece)}", null, offer.Id, stage);
+                if (type == MigrationFrame.Abort) return new TargetResult(TargetOutcome.NotReceived, null, $"the source abandoned the migration: {Encoding.UTF8.GetString(piece.Span)}", null, offer.Id, stage);
                 if (type == MigrationFrame.ImageEnd)
                 {
-                    if (strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid) (frameCount, toCome) = ParseBitmap(piece);
+                    if (strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid) (frameCount, toCome) = ParseBitmap(piece.ToArray());
                     else if (piece.Length != 0) throw new MigrationProtocolException("an ImageEnd with a bitmap outside post-copy");
                     break;
                 }
                 if (type == MigrationFrame.Frames)
                 {
                     if (memory is null) throw new MigrationProtocolException("memory frames for a module without memory");
-                    FrameBatch.Apply(piece, memory, null);
+                    FrameBatch.Apply(piece.Span, memory, null);
                 }
                 if (type == MigrationFrame.Image)
                 {
                     stage = MigrationStage.StopAndCopy;
                     if (image.Length + piece.Length > MaxImageBytes) throw new MigrationProtocolException($"the process image exceeds {MaxImageBytes} bytes");
-                    image.Write(piece);
+                    image.Write(piece.Span);
                 }
             }
             stage = MigrationStage.Commitment;
@@ -139,7 +139,7 @@ public static class MigrationTarget
             {
                 // The source never saw the commitment (it failed on its way) and keeps the process: this copy goes.
                 restored.Dispose();
-                return new TargetResult(TargetOutcome.NotReceived, null, $"the source aborted after the commitment was sent: {Encoding.UTF8.GetString(detail)}", null, offer.Id, MigrationStage.Commitment);
+                return new TargetResult(TargetOutcome.NotReceived, null, $"the source aborted after the commitment was sent: {Encoding.UTF8.GetString(detail.Span)}", null, offer.Id, MigrationStage.Commitment);
             }
         }
         catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)

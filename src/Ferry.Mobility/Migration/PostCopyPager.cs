@@ -108,7 +108,7 @@ public sealed class PostCopyPager
             {
                 var (type, payload) = await _channel.ExpectAsync(CancellationToken.None, MigrationFrame.Frames, MigrationFrame.PushEnd);
                 if (type == MigrationFrame.PushEnd) break;
-                FrameBatch.Apply(payload, _memory, Arrived, onlyAbsent: true);
+                FrameBatch.Apply(payload.Span, _memory, Arrived, onlyAbsent: true);
             }
             if (Outstanding != 0) throw new MigrationProtocolException($"the source ended its push with {Outstanding} frames missing");
             _memory.PresenceTracking = false;

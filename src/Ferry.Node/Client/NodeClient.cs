@@ -77,6 +77,56 @@ public sealed class NodeClient : IDisposable
     public Task<JsonElement> Kill(string id) => Send(new HttpRequestMessage(HttpMethod.Delete, $"/v1/processes/{Uri.EscapeDataString(id)}"));
 
     /// <summary>Output after the given positions, waiting up to <paramref name="waitMs"/> for some; and whether the process has ended.</summary>
+    public Task<JsonElement> Stop(string id) => Send(new HttpRequestMessage(HttpMethod.Post, $"/v1/processes/{Uri.EscapeDataString(id)}/stop"));
+
+    public Task<JsonElement> Continue(string id, long? instructions) =>
+        Send(new HttpRequestMessage(HttpMethod.Post, $"/v1/processes/{Uri.EscapeDataString(id)}/continue" + (instructions is { } n ? $"?instructions={n}" : "")));
+
+    /// <summary>
+    /// Migrates a process; <paramref name="line"/> sees each JSON line the node streams (progress, then the report or the
+    /// error). Returns the last line.
+    /// </summary>
+    public async Task<JsonElement> Migrate(string id, MigrateRequest request, Action<JsonElement>? line = null)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Post, $"/v1/processes/{Uri.EscapeDataString(id)}/migrate") { Content = JsonContent.Create(request) };
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new NodeRequestException($"cannot reach the node at {_http.BaseAddress}: {e.Message}");
+        }
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                var text = await response.Content.ReadAsStringAsync();
+                string? title = null;
+                try
+                {
+                    title = JsonDocument.Parse(text).RootElement.GetProperty("title").GetString();
+                }
+                catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+                {
+                    title = response.ReasonPhrase;
+                }
+                throw new NodeRequestException($"{(int)response.StatusCode} {title}", (int)response.StatusCode);
+            }
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            JsonElement last = default;
+            while (await reader.ReadLineAsync() is { } text)
+            {
+                if (text.Length == 0) continue;
+                last = JsonDocument.Parse(text).RootElement.Clone();
+                line?.Invoke(last);
+            }
+            if (last.ValueKind != JsonValueKind.Object) throw new NodeRequestException("the node ended the migration's stream without a report");
+            return last;
+        }
+    }
+
     public async Task<(List<OutputPiece> Pieces, bool Closed, int? ExitCode)> Output(string id, long stdoutFrom, long stderrFrom, int waitMs)
     {
         var page = await Send(new HttpRequestMessage(HttpMethod.Get, $"/v1/processes/{Uri.EscapeDataString(id)}/output?stdout={stdoutFrom}&stderr={stderrFrom}&waitMs={waitMs}"));

@@ -36,6 +36,25 @@ public sealed class OutputLog(long retainedBytes)
         }
     }
 
+    /// <summary>Continues a log kept elsewhere (a migrated process): the next bytes of each stream get these sequence numbers.</summary>
+    public void StartAt(long stdout, long stderr)
+    {
+        lock (_chunks)
+        {
+            _next[1] = Math.Max(_next[1], stdout);
+            _next[2] = Math.Max(_next[2], stderr);
+        }
+    }
+
+    /// <summary>The sequence numbers the next bytes of stdout and stderr will get.</summary>
+    public (long Stdout, long Stderr) Next
+    {
+        get
+        {
+            lock (_chunks) return (_next[1], _next[2]);
+        }
+    }
+
     /// <summary>No more output will come (the process ended).</summary>
     public void Close()
     {

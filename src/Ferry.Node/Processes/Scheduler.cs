@@ -1,11 +1,15 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Ferry.Engine;
+using Ferry.Mobility.Migration;
 
 namespace Ferry.Node.Processes;
 
 /// <summary>
 /// Many processes share a fixed pool of worker threads: each turn runs one fuel slice of the process at the head
-/// of the run queue and puts it back at the tail, so a busy loop cannot starve the others.
+/// of the run queue and puts it back at the tail, so a busy loop cannot starve the others. A process waiting in a
+/// host call or on a post-copy fault is parked off the queue; one that is stopped or held by a migration is dropped
+/// from it until whoever lets it run again puts it back.
 /// </summary>
 public sealed class Scheduler : IDisposable
 {
@@ -27,41 +31,75 @@ public sealed class Scheduler : IDisposable
     /// <summary>Processes waiting for a worker (the run-queue length that the node publishes as its load).</summary>
     public int RunQueueLength => _runQueue.Count;
 
-    public void Enqueue(HostedProcess process) => _runQueue.Add(process);
+    public void Enqueue(HostedProcess process)
+    {
+        process.Requeue ??= Enqueue;
+        if (!_runQueue.IsAddingCompleted) _runQueue.Add(process);
+    }
 
     private void Work()
     {
         foreach (var process in _runQueue.GetConsumingEnumerable())
         {
-            if (process.KillRequested)
+            ExecutionStatus status;
+            var clock = Stopwatch.StartNew();
+            double share;
+            lock (process.Gate)
             {
-                End(process, ProcessState.Killed);
-                continue;
+                process.RunActions();
+                if (process.Ended || process.State == ProcessState.InDoubt) continue;
+                if (process.KillRequested)
+                {
+                    End(process, ProcessState.Killed);
+                    continue;
+                }
+                if (process.SaveRequested)
+                {
+                    process.State = ProcessState.Saved;
+                    continue;
+                }
+                if (process.Held || process.StopRequested || process.Budget == 0)
+                {
+                    process.Dropped = true;
+                    if (!process.Held) process.State = ProcessState.Stopped;
+                    continue;
+                }
+                process.State = ProcessState.Running;
+                share = process.Share;
+                var fuel = Math.Max(10_000, (long)(_sliceFuel * share));
+                if (process.Budget is { } budget) fuel = Math.Min(fuel, budget);
+                var before = process.Execution.InstructionsExecuted;
+                status = process.Execution.Run(fuel);
+                if (process.Budget is not null) process.Budget -= process.Execution.InstructionsExecuted - before;
+                process.Slices++;
+                if (status is ExecutionStatus.OutOfFuel or ExecutionStatus.Paused) process.State = ProcessState.Runnable;
             }
-            if (process.SaveRequested)
+            // An action queued during the slice runs now rather than at the next one.
+            if (process.HasActions && Monitor.TryEnter(process.Gate))
             {
-                process.State = ProcessState.Saved;
-                continue;
+                try
+                {
+                    process.RunActions();
+                }
+                finally
+                {
+                    Monitor.Exit(process.Gate);
+                }
             }
-            process.State = ProcessState.Running;
-            var status = process.Execution.Run(_sliceFuel);
-            process.Slices++;
             switch (status)
             {
-                case ExecutionStatus.OutOfFuel:
-                    process.State = ProcessState.Runnable;
-                    _runQueue.Add(process);
-                    break;
-                case ExecutionStatus.Paused when process.KillRequested:
-                    End(process, ProcessState.Killed);
-                    break;
-                case ExecutionStatus.Paused when process.SaveRequested:
-                    process.State = ProcessState.Saved;
+                case ExecutionStatus.OutOfFuel or ExecutionStatus.Paused:
+                    // Auto-converge: a process held to a share of its speed waits out the rest of its slice's time.
+                    if (share < 1) Park(process, DateTime.UtcNow + clock.Elapsed * (1 / share - 1));
+                    else Enqueue(process);
                     break;
                 case ExecutionStatus.HostSuspended:
                     // Waiting in a host call: the worker moves on; the process comes back when it may proceed.
                     process.State = ProcessState.Runnable;
                     Park(process, process.Execution.WakeAt ?? DateTime.UtcNow);
+                    break;
+                case ExecutionStatus.FrameAbsent:
+                    AwaitFrame(process);
                     break;
                 case ExecutionStatus.Finished:
                     process.ExitCode = process.Execution.ExitCode ?? 0;
@@ -80,6 +118,25 @@ public sealed class Scheduler : IDisposable
         }
     }
 
+    /// <summary>Post-copy: only this process waits, off the queue, while its frame is fetched ahead of the push.</summary>
+    private void AwaitFrame(HostedProcess process)
+    {
+        var frame = process.Execution.AbsentFrame;
+        var fetch = process.Pager?.WhenPresentAsync(frame) ?? Task.FromException(new PostCopySourceLostException($"memory frame {frame} is absent and no post-copy source can send it"));
+        fetch.ContinueWith(done =>
+        {
+            if (done.IsCompletedSuccessfully)
+            {
+                Enqueue(process);
+                return;
+            }
+            var cause = done.Exception?.InnerException;
+            process.Error = cause is TimeoutException ? $"memory frame {frame} did not arrive in time: post-copy lost its source" : cause?.Message ?? "post-copy lost its source";
+            process.Output.Append(2, System.Text.Encoding.UTF8.GetBytes($"ferry: {process.Error}\n"));
+            End(process, ProcessState.Lost);
+        }, TaskScheduler.Default);
+    }
+
     private void Park(HostedProcess process, DateTime wakeAt)
     {
         var delay = wakeAt - DateTime.UtcNow;
@@ -89,7 +146,7 @@ public sealed class Scheduler : IDisposable
         {
             process.Parked = null;
             wake.Dispose();
-            if (!_runQueue.IsAddingCompleted) _runQueue.Add(process);
+            Enqueue(process);
         }, TaskScheduler.Default);
     }
 

@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Ferry.Engine;
+using Ferry.Mobility;
+using Ferry.Mobility.Hosting;
+using Ferry.Mobility.Migration;
+using Ferry.Wasi;
+using Ferry.Wasm;
+
+namespace Ferry.Bench;
+
+/// <summary>
+/// Live migration of a running dirtier over TCP on 127.0.0.1, per working set, write load and strategy, beside the
+/// bounds measured on the same kind of connection in the same run: the raw transfer time of the working set (for
+/// total time) and of the final dirty set plus execution state (for downtime).
+/// </summary>
+internal static class MigrationBench
+{
+    private static readonly (string Name, string[] Arguments)[] Loads =
+    [
+        ("idle", ["--writes-per-iteration", "0", "--sleep-us", "10000"]),
+        ("moderate", ["--writes-per-iteration", "100", "--sleep-us", "1000"]),
+        ("heavy", ["--writes-per-iteration", "2000"]),
+    ];
+
+    public static int Run(string guests, string? json, int[]? sizes)
+    {
+        var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
+        var rows = new List<Dictionary<string, object>>();
+        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9}");
+        // Warm-up (not reported): the JIT compiles the migration path once.
+        foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy })
+            Migrate(bytes, 16, Loads[1].Arguments, strategy);
+        foreach (var mib in sizes ?? [64, 256, 1024])
+        {
+            var raw = RawRate(mib << 20);
+            foreach (var (load, arguments) in Loads)
+            {
+                foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid })
+                {
+                    Console.Error.WriteLine($"bench: dirtier {mib} MiB {load} {strategy}");
+                    var report = Migrate(bytes, mib, arguments, strategy);
+                    var totalBound = (mib << 20) / raw * 1000;
+                    var finalBytes = report.StopFrames * (4.0 + 4096) + report.StateBytes;
+                    var downtimeBound = strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid ? report.StateBytes / raw * 1000 : finalBytes / raw * 1000;
+                    var dataRate = strategy == MigrationStrategy.StopAndCopy ? report.StopFrames * 4096.0 / report.Downtime.TotalSeconds / 1e6 : double.NaN;
+                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0}");
+                    rows.Add(new()
+                    {
+                        ["mib"] = mib, ["load"] = load, ["strategy"] = Name(strategy),
+                        ["totalMs"] = report.Total.TotalMilliseconds, ["totalBoundMs"] = totalBound,
+                        ["downtimeMs"] = report.Downtime.TotalMilliseconds, ["downtimeBoundMs"] = downtimeBound,
+                        ["bytesSent"] = report.BytesSent, ["rounds"] = report.Rounds.Count, ["stopFrames"] = report.StopFrames,
+                        ["postCopyFaults"] = report.PostCopyFaults, ["postCopyBlockedMs"] = report.PostCopyBlocked.TotalMilliseconds,
+                        ["framesSentTwice"] = report.FramesSentTwice, ["rawMBps"] = raw / 1e6,
+                        ["stopCopyDataMBps"] = double.IsNaN(dataRate) ? 0 : dataRate,
+                    });
+                }
+            }
+        }
+        if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
+    }
+
+    private static string Name(MigrationStrategy s) => s switch
+    {
+        MigrationStrategy.StopAndCopy => "stop-copy",
+        MigrationStrategy.PreCopy => "pre-copy",
+        MigrationStrategy.PostCopy => "post-copy",
+        _ => "hybrid",
+    };
+
+    private static (TcpClient Client, TcpClient Server) Connection()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var client = new TcpClient { NoDelay = true };
+        var accept = listener.AcceptTcpClientAsync();
+        client.Connect(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        var server = accept.GetAwaiter().GetResult();
+        server.NoDelay = true;
+        listener.Stop();
+        return (client, server);
+    }
+
+    /// <summary>Bytes per second that a plain loopback TCP connection carries, 1 MiB writes, best of three.</summary>
+    private static double RawRate(long bytes)
+    {
+        var best = 0.0;
+        var buffer = new byte[1 << 20];
+        Random.Shared.NextBytes(buffer);
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            var (client, server) = Connection();
+            using (client)
+            using (server)
+            {
+                var reader = Task.Run(() =>
+                {
+                    var sink = new byte[1 << 20];
+                    var stream = server.GetStream();
+                    long total = 0;
+                    while (total < bytes) total += stream.Read(sink);
+                });
+                var clock = Stopwatch.StartNew();
+                var stream = client.GetStream();
+                for (long sent = 0; sent < bytes; sent += buffer.Length) stream.Write(buffer);
+                reader.Wait();
+                best = Math.Max(best, bytes / clock.Elapsed.TotalSeconds);
+            }
+        }
+        return best;
+    }
+
+    private static MigrationReport Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
+    {
+        var module = Module.Load(bytes);
+        var wasi = new WasiProcess(new WasiConfiguration
+        {
+            Arguments = ["dirtier", "--mib", mib.ToString(), "--seconds", "3600", .. load],
+            SuspendInsteadOfBlocking = true,
+        });
+        var store = new Store();
+        var linker = new Linker();
+        wasi.Define(linker);
+        var instance = linker.Instantiate(store, module);
+        var source = new SlicedProcess(module, instance, store.Start(instance.GetFunction("_start")), wasi, sliceFuel: 1_000_000);
+        source.Start();
+        // The working set is allocated and touched before the migration starts.
+        while ((long)(instance.Memory?.Pages ?? 0) * 65536 < (long)mib << 20) Thread.Sleep(10);
+        Thread.Sleep(300);
+        var (client, server) = Connection();
+        using (client)
+        using (server)
+        {
+            var target = Task.Run(() => MigrationTarget.ReceiveAsync(server.GetStream(),
+                _ => Task.FromResult(Admission.Admit(module)),
+                (image, received) => ProcessSnapshot.Restore(image, Stream.Null, Stream.Null, Stream.Null, _ => bytes, suspendInsteadOfBlocking: true, received)));
+            var report = MigrationSource.MigrateAsync(client.GetStream(), source, new MigrationOptions { Strategy = strategy }).GetAwaiter().GetResult();
+            var result = target.GetAwaiter().GetResult();
+            var moved = SlicedProcess.FromRestored(result.Process!, result.Pager);
+            moved.Start();
+            result.Pager?.Completion.GetAwaiter().GetResult();
+            moved.GiveUp(Guid.Empty);
+            moved.Completion.GetAwaiter().GetResult();
+            result.Process!.Dispose();
+            wasi.Dispose();
+            return report;
+        }
+    }
+}

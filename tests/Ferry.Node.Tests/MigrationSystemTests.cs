@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Ferry.Node.Client;
+using Ferry.Tests.Shared;
+using Xunit.Abstractions;
+
+namespace Ferry.Node.Tests;
+
+/// <summary>
+/// Live migration between three `ferry node` OS processes on 127.0.0.1: each guest, each strategy, several moves in
+/// one run, against an uninterrupted run (invariants 2 and 3); and a target killed -9 in the middle (invariant 1).
+/// </summary>
+public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("ferry-migrate-");
+    private readonly List<(string Name, string Address, Process Process)> _nodes = [];
+
+    private static readonly string[] Strategies = ["stop-copy", "pre-copy", "post-copy", "hybrid"];
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void StartCluster()
+    {
+        foreach (var name in new[] { "a", "b", "c" })
+        {
+            var address = $"127.0.0.1:{FreePort()}";
+            var start = new ProcessStartInfo("dotnet")
+            {
+                ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", name, "--listen", address, "--data", Path.Combine(_root.FullName, name) },
+                RedirectStandardOutput = true,
+            };
+            if (name != "a") foreach (var argument in new[] { "--join", _nodes[0].Address, "--key-file", KeyFile }) start.ArgumentList.Add(argument);
+            var process = Process.Start(start)!;
+            Assert.StartsWith($"ferry node {name} listening on", process.StandardOutput.ReadLine());
+            _nodes.Add((name, address, process));
+        }
+    }
+
+    private string KeyFile => Path.Combine(_root.FullName, "a", FerryNode.KeyFileName);
+
+    private NodeClient Client(int index) => new(_nodes[index].Address, File.ReadAllText(KeyFile).Trim());
+
+    public void Dispose()
+    {
+        foreach (var (_, _, process) in _nodes)
+        {
+            if (!process.HasExited) process.Kill();
+            process.WaitForExit();
+            process.Dispose();
+        }
+        _root.Delete(true);
+    }
+
+    private static async Task<JsonElement> WaitFor(NodeClient client, string id, string state)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var process = await client.Process(id);
+            if (process.GetProperty("state").GetString() == state) return process;
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"{id} never reached {state}: {process}");
+            await Task.Delay(20);
+        }
+    }
+
+    private static async Task<JsonElement> Migrate(NodeClient client, string id, string to, string strategy)
+    {
+        var last = await client.Migrate(id, new MigrateRequest(to, strategy, MaxDowntimeMs: 5, MaxRounds: 3));
+        Assert.True(last.TryGetProperty("report", out var report), $"migrating {id} to {to} ({strategy}) failed: {last}");
+        return report;
+    }
+
+    public static TheoryData<string, string[]> Guests => new()
+    {
+        { "hello", [] },
+        { "args_env", ["one", "two"] },
+        { "dirtier", ["--mib", "2", "--iterations", "200", "--writes-per-iteration", "500", "--report", "20"] },
+        { "programs/fib", [] },
+        { "programs/sieve", [] },
+        { "programs/quicksort", [] },
+        { "programs/hashtable", [] },
+    };
+
+    [Theory]
+    [MemberData(nameof(Guests))]
+    public async Task Each_guest_moved_twice_in_one_run_with_each_strategy_gives_the_uninterrupted_output(string guest, string[] arguments)
+    {
+        StartCluster();
+        using var a = Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm(guest)));
+        var reference = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null));
+        var expected = new MemoryStream();
+        var expectedExit = await a.CopyOutput(reference, expected, Stream.Null, follow: true);
+        var total = (await a.Process(reference)).GetProperty("instructions").GetInt64();
+        Assert.True(total > 3, $"{guest} ran {total} instructions");
+
+        foreach (var strategy in Strategies)
+        {
+            // Stop at a third of the run, move to b, run another third, move to c, finish there; read it all through a.
+            var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null, StopAfter: total / 3));
+            await WaitFor(a, id, "Stopped");
+            await Migrate(a, id, "b", strategy);
+            await a.Continue(id, total / 3);
+            var stopped = await WaitFor(a, id, "Stopped");
+            Assert.Equal("b", stopped.GetProperty("node").GetString());
+            Assert.Equal(total / 3 * 2, stopped.GetProperty("instructions").GetInt64());
+            await Migrate(a, id, "c", strategy);
+            await a.Continue(id, null);
+            var moved = new MemoryStream();
+            Assert.Equal(expectedExit, await a.CopyOutput(id, moved, Stream.Null, follow: true));
+            Assert.Equal(Encoding.UTF8.GetString(expected.ToArray()), Encoding.UTF8.GetString(moved.ToArray()));
+            var finished = await a.Process(id);
+            Assert.Equal("c", finished.GetProperty("node").GetString());
+            Assert.Equal(total, finished.GetProperty("instructions").GetInt64());
+        }
+    }
+
+    [Fact]
+    public async Task A_running_process_moves_live_around_the_cluster_with_every_strategy_and_its_output_is_whole()
+    {
+        StartCluster();
+        using var a = Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        string[] arguments = ["--mib", "16", "--iterations", "3000", "--writes-per-iteration", "300", "--report", "100", "--sleep-us", "500"];
+        var native = Ferry.Tests.Shared.Guests.Run(new ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), arguments));
+        var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null));
+        var hops = new[] { ("b", "pre-copy"), ("c", "post-copy"), ("a", "hybrid"), ("b", "stop-copy") };
+        foreach (var (to, strategy) in hops)
+        {
+            await Task.Delay(150);
+            var report = await Migrate(a, id, to, strategy);
+            output.WriteLine($"{strategy} to {to}: downtime {report.GetProperty("downtimeMs").GetDouble():N2} ms, total {report.GetProperty("totalMs").GetDouble():N1} ms, {report.GetProperty("bytesSent").GetInt64():N0} bytes");
+            if (strategy is "post-copy" or "hybrid") Assert.Equal(0, report.GetProperty("framesSentTwice").GetInt64());
+        }
+        var moved = new MemoryStream();
+        Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_target_killed_9_during_pre_copy_aborts_and_the_process_finishes_on_the_source()
+    {
+        StartCluster();
+        using var a = Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        string[] arguments = ["--mib", "64", "--iterations", "400", "--writes-per-iteration", "2000", "--report", "50", "--sleep-us", "2000"];
+        var native = Ferry.Tests.Shared.Guests.Run(new ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), arguments));
+        var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null));
+        await Task.Delay(300);
+        // 20 MB/s: round 0 alone takes seconds, so the kill lands in stage 3.
+        var migration = a.Migrate(id, new MigrateRequest("b", "pre-copy", BandwidthMBps: 20), line =>
+        {
+            if (line.TryGetProperty("progress", out var p) && p.GetProperty("stage").GetString() == "IterativePreCopy" && p.GetProperty("bytesSent").GetInt64() > 4_000_000 && !_nodes[1].Process.HasExited)
+                _nodes[1].Process.Kill();
+        });
+        var last = await migration;
+        Assert.True(last.TryGetProperty("error", out var error), last.ToString());
+        Assert.False(last.GetProperty("committed").GetBoolean());
+        output.WriteLine($"aborted: {error.GetString()}");
+        var moved = new MemoryStream();
+        Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
+        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+    }
+}
