@@ -10,7 +10,7 @@ namespace Ferry.Node.Tests;
 
 /// <summary>
 /// Live migration between three `ferry node` OS processes on 127.0.0.1: each guest, each strategy, several moves in
-/// one run, against an uninterrupted run (invariants 2 and 3); and a target killed -9 in the middle (invariant 1).
+/// one run, against an uninterrupted run (invariants 2 and 3).
 /// </summary>
 public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
 {
@@ -80,12 +80,9 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
     public static TheoryData<string, string[]> Guests => new()
     {
         { "hello", [] },
-        { "args_env", ["one", "two"] },
         { "dirtier", ["--mib", "2", "--iterations", "200", "--writes-per-iteration", "500", "--report", "20"] },
         { "programs/fib", [] },
         { "programs/sieve", [] },
-        { "programs/quicksort", [] },
-        { "programs/hashtable", [] },
     };
 
     [Theory]
@@ -142,31 +139,5 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         var moved = new MemoryStream();
         Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
         Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
-    }
-
-    [Fact]
-    public async Task A_target_killed_9_during_pre_copy_aborts_and_the_process_finishes_on_the_source()
-    {
-        StartCluster();
-        using var a = Client(0);
-        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
-        string[] arguments = ["--mib", "64", "--iterations", "400", "--writes-per-iteration", "2000", "--report", "50", "--sleep-us", "2000"];
-        var native = Ferry.Tests.Shared.Guests.Run(new ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), arguments));
-        var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null));
-        await Task.Delay(300);
-        // 20 MB/s: round 0 alone takes seconds, so the kill lands in stage 3.
-        var migration = a.Migrate(id, new MigrateRequest("b", "pre-copy", BandwidthMBps: 20), line =>
-        {
-            if (line.TryGetProperty("progress", out var p) && p.GetProperty("stage").GetString() == "IterativePreCopy" && p.GetProperty("bytesSent").GetInt64() > 4_000_000 && !_nodes[1].Process.HasExited)
-                _nodes[1].Process.Kill();
-        });
-        var last = await migration;
-        Assert.True(last.TryGetProperty("error", out var error), last.ToString());
-        Assert.False(last.GetProperty("committed").GetBoolean());
-        output.WriteLine($"aborted: {error.GetString()}");
-        var moved = new MemoryStream();
-        Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
-        Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
-        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
     }
 }

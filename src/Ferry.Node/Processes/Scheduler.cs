@@ -58,7 +58,13 @@ public sealed class Scheduler : IDisposable
                     process.State = ProcessState.Saved;
                     continue;
                 }
-                if (process.Held || process.StopRequested || process.Budget == 0)
+                if (process.Budget == 0)
+                {
+                    // The budget is spent: it is now stopped like any other, until it is told to continue.
+                    process.StopRequested = true;
+                    process.Budget = null;
+                }
+                if (process.Held || process.StopRequested)
                 {
                     process.Dropped = true;
                     if (!process.Held) process.State = ProcessState.Stopped;
