@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using System.Text;
 using System.Text.Json;
 using Ferry.Node.Client;
@@ -14,49 +13,20 @@ namespace Ferry.Node.Tests;
 /// </summary>
 public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("ferry-migrate-");
-    private readonly List<(string Name, string Address, Process Process)> _nodes = [];
+    private readonly NodeProcesses _cluster = new();
 
     private static readonly string[] Strategies = ["stop-copy", "pre-copy", "post-copy", "hybrid"];
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private void StartCluster()
     {
-        foreach (var name in new[] { "a", "b", "c" })
-        {
-            var address = $"127.0.0.1:{FreePort()}";
-            var start = new ProcessStartInfo("dotnet")
-            {
-                ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", name, "--listen", address, "--data", Path.Combine(_root.FullName, name) },
-                RedirectStandardOutput = true,
-            };
-            if (name != "a") foreach (var argument in new[] { "--join", _nodes[0].Address, "--key-file", KeyFile }) start.ArgumentList.Add(argument);
-            var process = Process.Start(start)!;
-            Assert.StartsWith($"ferry node {name} listening on", process.StandardOutput.ReadLine());
-            _nodes.Add((name, address, process));
-        }
+        _cluster.Start("a", null);
+        _cluster.Start("b", _cluster.Nodes[0].Address);
+        _cluster.Start("c", _cluster.Nodes[0].Address);
     }
 
-    private string KeyFile => Path.Combine(_root.FullName, "a", FerryNode.KeyFileName);
+    private NodeClient Client(int index) => _cluster.Client(index);
 
-    private NodeClient Client(int index) => new(_nodes[index].Address, File.ReadAllText(KeyFile).Trim());
-
-    public void Dispose()
-    {
-        foreach (var (_, _, process) in _nodes)
-        {
-            if (!process.HasExited) process.Kill();
-            process.WaitForExit();
-            process.Dispose();
-        }
-        _root.Delete(true);
-    }
+    public void Dispose() => _cluster.Dispose();
 
     private static async Task<JsonElement> WaitFor(NodeClient client, string id, string state)
     {

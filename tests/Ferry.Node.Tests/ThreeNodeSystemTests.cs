@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using Ferry.Node.Client;
 using Ferry.Tests.Shared;
 using Xunit.Abstractions;
@@ -9,57 +8,18 @@ namespace Ferry.Node.Tests;
 /// <summary>Three `ferry node` OS processes on 127.0.0.1: join, run everywhere, read from anywhere, kill -9 one.</summary>
 public sealed class ThreeNodeSystemTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("ferry-3nodes-");
-    private readonly List<(string Name, string Address, Process Process)> _nodes = [];
+    private readonly NodeProcesses _cluster = new();
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private NodeClient Client(int index) => _cluster.Client(index);
 
-    private void Start(string name, string? join)
-    {
-        var address = $"127.0.0.1:{FreePort()}";
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", name, "--listen", address, "--data", Path.Combine(_root.FullName, name) },
-            RedirectStandardOutput = true,
-        };
-        if (join is not null)
-        {
-            start.ArgumentList.Add("--join");
-            start.ArgumentList.Add(join);
-            start.ArgumentList.Add("--key-file");
-            start.ArgumentList.Add(KeyFile);
-        }
-        var process = Process.Start(start)!;
-        Assert.StartsWith($"ferry node {name} listening on", process.StandardOutput.ReadLine());
-        _nodes.Add((name, address, process));
-    }
-
-    private string KeyFile => Path.Combine(_root.FullName, "a", Ferry.Node.FerryNode.KeyFileName);
-
-    public void Dispose()
-    {
-        foreach (var (_, _, process) in _nodes)
-        {
-            if (!process.HasExited) process.Kill();
-            process.WaitForExit();
-            process.Dispose();
-        }
-        _root.Delete(true);
-    }
-
-    private NodeClient Client(int index) => new(_nodes[index].Address, File.ReadAllText(KeyFile).Trim());
+    public void Dispose() => _cluster.Dispose();
 
     [Fact]
     public async Task Three_node_processes_join_run_guests_everywhere_and_survive_a_kill_9()
     {
-        Start("a", null);
-        Start("b", _nodes[0].Address);
-        Start("c", _nodes[1].Address);
+        _cluster.Start("a", null);
+        _cluster.Start("b", _cluster.Nodes[0].Address);
+        _cluster.Start("c", _cluster.Nodes[1].Address);
         using var a = Client(0);
         using var b = Client(1);
         var hash = await a.UploadModule(File.ReadAllBytes(Guests.Wasm("args_env")));
@@ -76,7 +36,7 @@ public sealed class ThreeNodeSystemTests(ITestOutputHelper output) : IDisposable
         var spinner = await a.Submit(new SubmitRequest(await a.UploadModule(File.ReadAllBytes(Guests.Wasm("dirtier"))), ["--mib", "1", "--seconds", "120"], null, null, On: "b"));
         Assert.Equal(0, (await Kill(a, spinner)));
 
-        var c = _nodes[2].Process;
+        var c = _cluster.Nodes[2].Process;
         var clock = Stopwatch.StartNew();
         c.Kill();
         c.WaitForExit();

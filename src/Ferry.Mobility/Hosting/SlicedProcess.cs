@@ -22,8 +22,7 @@ public enum SlicedOutcome
 /// </summary>
 public sealed class SlicedProcess : IMigratableProcess
 {
-    private readonly object _gate = new();
-    private readonly System.Collections.Concurrent.ConcurrentQueue<Action> _actions = new();
+    private readonly SafepointQueue _safepoints = new();
     private readonly TaskCompletionSource<SlicedOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly long _sliceFuel;
     private readonly PostCopyPager? _pager;
@@ -63,13 +62,13 @@ public sealed class SlicedProcess : IMigratableProcess
             ExecutionStatus status;
             double share;
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            lock (_gate)
+            lock (_safepoints.Gate)
             {
-                RunActions();
+                _safepoints.RunPending();
                 while (_held && !_givenUp)
                 {
-                    Monitor.Wait(_gate);
-                    RunActions();
+                    Monitor.Wait(_safepoints.Gate);
+                    _safepoints.RunPending();
                 }
                 if (_givenUp)
                 {
@@ -116,52 +115,20 @@ public sealed class SlicedProcess : IMigratableProcess
     private void End(SlicedOutcome outcome, string? error)
     {
         Error = error;
-        lock (_gate) RunActions();
+        lock (_safepoints.Gate) _safepoints.RunPending();
         _completion.TrySetResult(outcome);
     }
 
-    private void RunActions()
-    {
-        while (_actions.TryDequeue(out var action)) action();
-    }
-
-    public Task<T> AtSafepointAsync<T>(Func<T> action, CancellationToken cancel)
-    {
-        var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _actions.Enqueue(() =>
-        {
-            try
-            {
-                result.TrySetResult(action());
-            }
-            catch (Exception e)
-            {
-                result.TrySetException(e);
-            }
-        });
-        // Between slices, parked, held or ended: run it now; otherwise the loop runs it at the end of this slice.
-        if (Monitor.TryEnter(_gate))
-        {
-            try
-            {
-                RunActions();
-            }
-            finally
-            {
-                Monitor.Exit(_gate);
-            }
-        }
-        return result.Task.WaitAsync(cancel);
-    }
+    public Task<T> AtSafepointAsync<T>(Func<T> action, CancellationToken cancel) => _safepoints.RunAsync(action, cancel);
 
     public void Hold() => _held = true;
 
     public void Release(Guid migration)
     {
-        lock (_gate)
+        lock (_safepoints.Gate)
         {
             _held = false;
-            Monitor.PulseAll(_gate);
+            Monitor.PulseAll(_safepoints.Gate);
         }
     }
 
@@ -169,10 +136,10 @@ public sealed class SlicedProcess : IMigratableProcess
 
     public void GiveUp(Guid migration)
     {
-        lock (_gate)
+        lock (_safepoints.Gate)
         {
             _givenUp = true;
-            Monitor.PulseAll(_gate);
+            Monitor.PulseAll(_safepoints.Gate);
         }
     }
 }

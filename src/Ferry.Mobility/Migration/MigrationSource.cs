@@ -22,7 +22,6 @@ public sealed class MigrationSource
     private readonly List<MigrationRound> _rounds = [];
     private readonly FrameBatch _batch = new();
     private MigrationStage _stage = MigrationStage.PreMigration;
-    private long _memoryBytes;
     private double _rate;
     private long _zeroSkipped;
     private double _throttle = 1;
@@ -278,7 +277,6 @@ public sealed class MigrationSource
         if (_batch.Count > 0) bytes += await FlushAsync(clock, bytes, cancel);
         if (clock.Elapsed.TotalSeconds > 0 && bytes > 0)
         {
-            _memoryBytes += bytes;
             var seconds = clock.Elapsed.TotalSeconds;
             // The rate that matters is the link's: a blend of what this transfer measured and what came before.
             _rate = _rate <= 0 ? bytes / seconds : Math.Max(_rate * 0.5 + bytes / seconds * 0.5, 1);

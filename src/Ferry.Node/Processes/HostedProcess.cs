@@ -1,5 +1,5 @@
-using System.Collections.Concurrent;
 using Ferry.Engine;
+using Ferry.Mobility.Hosting;
 using Ferry.Mobility.Migration;
 using Ferry.Wasi;
 
@@ -34,7 +34,6 @@ public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance 
 {
     private volatile bool _killRequested;
     private volatile bool _saveRequested;
-    private readonly ConcurrentQueue<Action> _actions = new();
     private double _share = 1;
 
     public string Id { get; } = id;
@@ -59,8 +58,9 @@ public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance 
 
     internal bool KillRequested => _killRequested;
     internal bool SaveRequested => _saveRequested;
-    /// <summary>Taken by a worker for a slice, and by safepoint actions.</summary>
-    internal object Gate { get; } = new();
+    /// <summary>Safepoint actions; their gate is taken by a worker for each slice.</summary>
+    internal SafepointQueue Safepoints { get; } = new();
+    internal object Gate => Safepoints.Gate;
     /// <summary>Held by a migration: not to run until released.</summary>
     internal bool Held { get; private set; }
     /// <summary>Stopped on request or at the end of its budget.</summary>
@@ -127,41 +127,7 @@ public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance 
         Requeue?.Invoke(this);
     }
 
-    internal void RunActions()
-    {
-        while (_actions.TryDequeue(out var action)) action();
-    }
-
-    internal bool HasActions => !_actions.IsEmpty;
-
-    public Task<T> AtSafepointAsync<T>(Func<T> action, CancellationToken cancel)
-    {
-        var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _actions.Enqueue(() =>
-        {
-            try
-            {
-                result.TrySetResult(action());
-            }
-            catch (Exception e)
-            {
-                result.TrySetException(e);
-            }
-        });
-        // Not in a slice: run it now. In a slice: the worker runs it when the slice ends.
-        if (Monitor.TryEnter(Gate))
-        {
-            try
-            {
-                RunActions();
-            }
-            finally
-            {
-                Monitor.Exit(Gate);
-            }
-        }
-        return result.Task.WaitAsync(cancel);
-    }
+    public Task<T> AtSafepointAsync<T>(Func<T> action, CancellationToken cancel) => Safepoints.RunAsync(action, cancel);
 
     public void Hold()
     {

@@ -46,7 +46,7 @@ public sealed class Scheduler : IDisposable
             double share;
             lock (process.Gate)
             {
-                process.RunActions();
+                process.Safepoints.RunPending();
                 if (process.Ended || process.State == ProcessState.InDoubt) continue;
                 if (process.KillRequested)
                 {
@@ -81,17 +81,7 @@ public sealed class Scheduler : IDisposable
                 if (status is ExecutionStatus.OutOfFuel or ExecutionStatus.Paused) process.State = ProcessState.Runnable;
             }
             // An action queued during the slice runs now rather than at the next one.
-            if (process.HasActions && Monitor.TryEnter(process.Gate))
-            {
-                try
-                {
-                    process.RunActions();
-                }
-                finally
-                {
-                    Monitor.Exit(process.Gate);
-                }
-            }
+            process.Safepoints.RunIfIdle();
             switch (status)
             {
                 case ExecutionStatus.OutOfFuel or ExecutionStatus.Paused:
