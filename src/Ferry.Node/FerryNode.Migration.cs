@@ -26,6 +26,8 @@ internal sealed record MovedProcess(string Node, OutputLog Output);
 public sealed partial class FerryNode
 {
     private static ReadOnlySpan<byte> HelloMagic => "FERRYMIG"u8;
+    /// <summary>How long a migrated process's log holds back readers behind its start for the source's earlier output.</summary>
+    private static readonly TimeSpan EarlierOutputWait = TimeSpan.FromSeconds(30);
 
     private readonly ConcurrentDictionary<string, MovedProcess> _moved = new();
     /// <summary>This node's decisions as a migration source, by migration id: true committed, false aborted.</summary>
@@ -80,6 +82,23 @@ public sealed partial class FerryNode
             if (_processes.TryGetValue(id, out var local) && !local.Ended) return Results.NoContent();
             if (update.Node == Name) return Results.NoContent();
             _moved.AddOrUpdate(id, _ => new MovedProcess(update.Node, new OutputLog(0)), (_, old) => old with { Node = update.Node });
+            return Results.NoContent();
+        });
+        app.MapPut("/v1/processes/{id}/earlier-output", async (string id, HttpRequest request) =>
+        {
+            if (!_processes.TryGetValue(id, out var process)) return UnknownProcess(id);
+            var body = new MemoryStream();
+            await request.Body.CopyToAsync(body);
+            body.Position = 0;
+            try
+            {
+                process.Output.LoadEarlier(body);
+            }
+            catch (Exception e) when (e is EndOfStreamException or InvalidDataException)
+            {
+                process.Output.StopAwaitingEarlier();
+                return Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: $"the earlier output of {id} is malformed: {e.Message}");
+            }
             return Results.NoContent();
         });
         app.MapGet("/v1/migrations/{migration}", (Guid migration) =>
@@ -212,10 +231,12 @@ public sealed partial class FerryNode
         }
         if (process.State == ProcessState.Moved)
         {
-            // The source releases the process: its memory and handles go; its id now routes to the new node.
+            // The source releases the process: its memory and handles go; its id now routes to the new node, and its
+            // output so far follows it there, so that the node running it holds one continuous log.
             _processes.TryRemove(id, out _);
             process.Wasi.Dispose();
             process.Output.Close();
+            _ = SendEarlierOutput(member, id, process.Output);
             if (HomeOf(id) is { } home && home != Name && home != request.To) _ = TellHome(home, id, request.To);
         }
         lines.Writer.TryComplete();
@@ -273,6 +294,20 @@ public sealed partial class FerryNode
     {
         var dash = id.LastIndexOf('-');
         return dash > 0 ? id[..dash] : null;
+    }
+
+    private async Task SendEarlierOutput(Member target, string id, OutputLog output)
+    {
+        var saved = new MemoryStream();
+        output.SaveTo(saved);
+        try
+        {
+            using var response = await _peers.PutAsync(new Uri(new Uri(target.Address), $"/v1/processes/{Uri.EscapeDataString(id)}/earlier-output"), new ByteArrayContent(saved.ToArray()));
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            // The target stops waiting for it on its own; readers behind its start are served by this node meanwhile.
+        }
     }
 
     private async Task TellHome(string home, string id, string node)
@@ -359,6 +394,8 @@ public sealed partial class FerryNode
         if (result.Process is not { } restored) return;
         var stdio = restored.Wasi.Resources.Entries().Select(e => e.Resource).OfType<StdioResource>().ToList();
         output.StartAt(stdio.Where(s => s.Kind == ResourceKind.Stdout).Sum(s => s.Sequence), stdio.Where(s => s.Kind == ResourceKind.Stderr).Sum(s => s.Sequence));
+        // The source sends the output written there once it has let go; if it never does, readers are not held forever.
+        _ = Task.Delay(EarlierOutputWait, _stopping.Token).ContinueWith(_ => output.StopAwaitingEarlier(), TaskScheduler.Default);
         var process = new HostedProcess(id, restored.Module, restored.Instance, restored.Wasi.Configuration.Arguments.Skip(1).ToList(), restored.Execution, restored.Wasi, output)
         {
             Pager = result.Pager,

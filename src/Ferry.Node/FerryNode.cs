@@ -293,22 +293,16 @@ public sealed partial class FerryNode : IAsyncDisposable
             Elsewhere(id) is { } owner ? Proxy(context, owner) : Task.FromResult(_processes.TryGetValue(id, out var process) ? Results.Ok(Describe(process)) : UnknownProcess(id)));
         app.MapGet("/v1/processes/{id}/output", (string id, long? stdout, long? stderr, int? waitMs, HttpContext context) =>
         {
-            var log = _processes.TryGetValue(id, out var process) ? process.Output : null;
-            // Output written here before the process moved is served here; what follows, by the node it moved to.
-            if (log is null && _moved.TryGetValue(id, out var moved) && (stdout < moved.Output.Next.Stdout || stderr < moved.Output.Next.Stderr)) log = moved.Output;
-            if (log is null)
+            if (!_processes.TryGetValue(id, out var process))
             {
-                if (Elsewhere(id) is { } owner) return Proxy(context, owner);
-                return Task.FromResult(UnknownProcess(id));
+                // The log it left here holds everything up to its move: a reader behind that is served here, without waiting.
+                if (_moved.TryGetValue(id, out var moved) && moved.Output.Read(stdout ?? 0, stderr ?? 0, TimeSpan.Zero).Chunks is { Count: > 0 } earlier)
+                    return Task.FromResult(OutputPage(earlier, false, null));
+                return Elsewhere(id) is { } owner ? Proxy(context, owner) : Task.FromResult(UnknownProcess(id));
             }
-            var (chunks, closed) = log.Read(stdout ?? 0, stderr ?? 0, TimeSpan.FromMilliseconds(Math.Clamp(waitMs ?? 0, 0, 30_000)));
-            return Task.FromResult(Results.Ok(new
-            {
-                chunks = chunks.Select(c => new { stream = c.Stream, sequence = c.Sequence, data = Convert.ToBase64String(c.Data) }),
-                closed = closed && process is not null && process.State != ProcessState.Moved,
-                state = process?.State.ToString() ?? nameof(ProcessState.Moved),
-                exitCode = process?.ExitCode,
-            }));
+            var (chunks, closed) = process.Output.Read(stdout ?? 0, stderr ?? 0, TimeSpan.FromMilliseconds(Math.Clamp(waitMs ?? 0, 0, 30_000)));
+            // A log closed by a move is not the end: the reader goes on at the node it moved to.
+            return Task.FromResult(OutputPage(chunks, closed && process.State != ProcessState.Moved, process));
         });
         app.MapDelete("/v1/processes/{id}", (string id, HttpContext context) =>
         {
@@ -329,6 +323,14 @@ public sealed partial class FerryNode : IAsyncDisposable
             bytesOut = BytesOut,
         }));
     }
+
+    private static IResult OutputPage(List<OutputChunk> chunks, bool closed, HostedProcess? process) => Results.Ok(new
+    {
+        chunks = chunks.Select(c => new { stream = c.Stream, sequence = c.Sequence, data = Convert.ToBase64String(c.Data) }),
+        closed,
+        state = process?.State.ToString() ?? nameof(ProcessState.Moved),
+        exitCode = process?.ExitCode,
+    });
 
     private static IResult UnknownProcess(string id) => Results.Problem(statusCode: StatusCodes.Status404NotFound, title: $"no process {id}");
 

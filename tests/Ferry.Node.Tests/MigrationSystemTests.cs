@@ -50,6 +50,7 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
     public static TheoryData<string, string[]> Guests => new()
     {
         { "hello", [] },
+        { "args_env", ["one", "two"] },
         { "dirtier", ["--mib", "2", "--iterations", "200", "--writes-per-iteration", "500", "--report", "20"] },
         { "programs/fib", [] },
         { "programs/sieve", [] },

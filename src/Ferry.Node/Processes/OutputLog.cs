@@ -11,8 +11,10 @@ public sealed class OutputLog(long retainedBytes)
 {
     private readonly LinkedList<OutputChunk> _chunks = new();
     private readonly long[] _next = new long[3];
+    private readonly long[] _startedAt = new long[3];
     private long _bytes;
     private bool _closed;
+    private bool _awaitingEarlier;
 
     public long RetainedBytes { get; } = retainedBytes;
 
@@ -27,22 +29,61 @@ public sealed class OutputLog(long retainedBytes)
             _chunks.AddLast(new OutputChunk(stream, _next[stream], data.ToArray()));
             _next[stream] += data.Length;
             _bytes += data.Length;
-            while (_bytes > RetainedBytes && _chunks.First is { } oldest)
-            {
-                _bytes -= oldest.Value.Data.Length;
-                _chunks.RemoveFirst();
-            }
+            Trim();
             Monitor.PulseAll(_chunks);
         }
     }
 
-    /// <summary>Continues a log kept elsewhere (a migrated process): the next bytes of each stream get these sequence numbers.</summary>
+    private void Trim()
+    {
+        while (_bytes > RetainedBytes && _chunks.First is { } oldest)
+        {
+            _bytes -= oldest.Value.Data.Length;
+            _chunks.RemoveFirst();
+        }
+    }
+
+    /// <summary>
+    /// Continues a log kept elsewhere (a migrated process): the next bytes of each stream get these sequence numbers.
+    /// Until <see cref="LoadEarlier"/> brings the output written there (or <see cref="StopAwaitingEarlier"/>), a
+    /// reader behind these numbers waits rather than skip what it has not seen.
+    /// </summary>
     public void StartAt(long stdout, long stderr)
     {
         lock (_chunks)
         {
-            _next[1] = Math.Max(_next[1], stdout);
-            _next[2] = Math.Max(_next[2], stderr);
+            _next[1] = _startedAt[1] = Math.Max(_next[1], stdout);
+            _next[2] = _startedAt[2] = Math.Max(_next[2], stderr);
+            _awaitingEarlier = true;
+        }
+    }
+
+    /// <summary>Takes the output the process wrote before it came here (in <see cref="SaveTo"/>'s format), ahead of what it wrote since.</summary>
+    public void LoadEarlier(Stream source)
+    {
+        var earlier = new OutputLog(RetainedBytes);
+        earlier.LoadFrom(source);
+        lock (_chunks)
+        {
+            for (var chunk = earlier._chunks.Last; chunk is not null; chunk = chunk.Previous)
+            {
+                if (chunk.Value.Sequence + chunk.Value.Data.Length > _startedAt[chunk.Value.Stream]) continue;
+                _chunks.AddFirst(chunk.Value);
+                _bytes += chunk.Value.Data.Length;
+            }
+            Trim();
+            _awaitingEarlier = false;
+            Monitor.PulseAll(_chunks);
+        }
+    }
+
+    /// <summary>The earlier output is not coming (its node is gone): readers behind the start get what is here.</summary>
+    public void StopAwaitingEarlier()
+    {
+        lock (_chunks)
+        {
+            _awaitingEarlier = false;
+            Monitor.PulseAll(_chunks);
         }
     }
 
@@ -75,6 +116,12 @@ public sealed class OutputLog(long retainedBytes)
             var deadline = DateTime.UtcNow + wait;
             while (true)
             {
+                if (_awaitingEarlier && (stdoutFrom < _startedAt[1] || stderrFrom < _startedAt[2]))
+                {
+                    if (DateTime.UtcNow >= deadline) return ([], false);
+                    Monitor.Wait(_chunks, deadline - DateTime.UtcNow);
+                    continue;
+                }
                 var chunks = _chunks.Where(c => c.Sequence + c.Data.Length > (c.Stream == 1 ? stdoutFrom : stderrFrom)).ToList();
                 if (chunks.Count > 0 || _closed || DateTime.UtcNow >= deadline) return (chunks, _closed);
                 Monitor.Wait(_chunks, deadline - DateTime.UtcNow);
