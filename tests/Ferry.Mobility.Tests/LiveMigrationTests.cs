@@ -16,7 +16,8 @@ namespace Ferry.Mobility.Tests;
 /// </summary>
 public sealed class LiveMigrationTests
 {
-    private static readonly string[] Arguments = ["dirtier", "--mib", "4", "--iterations", "400", "--writes-per-iteration", "4000", "--report", "40"];
+    // The sleeps give the run at least 0.6 s of wall clock, so it outlasts a migration however loaded the machine is.
+    private static readonly string[] Arguments = ["dirtier", "--mib", "4", "--iterations", "400", "--writes-per-iteration", "4000", "--report", "40", "--sleep-us", "1500"];
     private static readonly byte[] ModuleBytes = File.ReadAllBytes(Guests.Wasm("dirtier"));
     private static readonly Lazy<string> Uninterrupted = new(() =>
     {
