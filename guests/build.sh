@@ -2,7 +2,7 @@
 # Builds every guest program: guests/*.c as WASI commands (guests/out/NAME.wasm) and natively with gcc
 # (guests/out/native/NAME, except files marked "// wasi-only"), guests/kernels/*.c as import-free modules exporting run
 # (guests/out/kernels/) and as whole programs printing their result (guests/out/programs/, WASI and native),
-# and the demo guests into src/Ferry.Cli/Demo/ (demo.wasm, query.wasm). --check-demo verifies the committed
+# and the demo guests into src/Ferry.Cli/Demo/ (demo.wasm, query.wasm, dirtier.wasm). --check-demo verifies the committed
 # files are exactly what their sources build to.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +21,10 @@ build_demo_query() {
   "$cc" --target=wasm32-wasi --sysroot=/usr "${common[@]}" -Wl,--strip-all -o "$1" "$here/query.c"
 }
 
+build_demo_dirtier() {
+  "$cc" --target=wasm32-wasi --sysroot=/usr "${common[@]}" -Wl,--strip-all -o "$1" "$here/dirtier.c"
+}
+
 if [ "${1:-}" = "--check-demo" ]; then
   fresh=$(mktemp)
   trap 'rm -f "$fresh"' EXIT
@@ -29,6 +33,8 @@ if [ "${1:-}" = "--check-demo" ]; then
   if cmp -s "$fresh" "$here/../src/Ferry.Cli/Demo/demo.wasm"; then echo "demo.wasm matches guests/demo.c"; else echo "src/Ferry.Cli/Demo/demo.wasm differs from a build of guests/demo.c: run guests/build.sh and commit it"; status=1; fi
   build_demo_query "$fresh"
   if cmp -s "$fresh" "$here/../src/Ferry.Cli/Demo/query.wasm"; then echo "query.wasm matches guests/query.c"; else echo "src/Ferry.Cli/Demo/query.wasm differs from a build of guests/query.c: run guests/build.sh and commit it"; status=1; fi
+  build_demo_dirtier "$fresh"
+  if cmp -s "$fresh" "$here/../src/Ferry.Cli/Demo/dirtier.wasm"; then echo "dirtier.wasm matches guests/dirtier.c"; else echo "src/Ferry.Cli/Demo/dirtier.wasm differs from a build of guests/dirtier.c: run guests/build.sh and commit it"; status=1; fi
   exit $status
 fi
 
@@ -74,4 +80,9 @@ demo_query="$here/../src/Ferry.Cli/Demo/query.wasm"
 if newer "$here/query.c" "$demo_query"; then
   echo "guests: demo query.wasm"
   build_demo_query "$demo_query"
+fi
+demo_dirtier="$here/../src/Ferry.Cli/Demo/dirtier.wasm"
+if newer "$here/dirtier.c" "$demo_dirtier"; then
+  echo "guests: demo dirtier.wasm"
+  build_demo_dirtier "$demo_dirtier"
 fi

@@ -214,6 +214,7 @@ public sealed class LiveMigrationTests
                 // Stage 3, iterative pre-copy (stop-and-copy's first frames belong to stage 4).
                 if (strategy != MigrationStrategy.PostCopy) data.Add(strategy, MigrationFrame.Frames, fault, Survivor.Source);
                 if (strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid) data.Add(strategy, MigrationFrame.RoundEnd, fault, Survivor.Source);
+                if (strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid) data.Add(strategy, MigrationFrame.RoundAck, fault, Survivor.Source);
                 // Stage 4, stop-and-copy.
                 data.Add(strategy, MigrationFrame.Image, fault, Survivor.Source);
                 data.Add(strategy, MigrationFrame.ImageEnd, fault, Survivor.Source);

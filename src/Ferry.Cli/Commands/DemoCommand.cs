@@ -7,8 +7,8 @@ using Ferry.Wasm;
 namespace Ferry.Cli.Commands;
 
 /// <summary>
-/// `ferry demo`: first a three-node cluster on loopback answering a query where the data lives (weak mobility);
-/// then the embedded guest moved, mid-run, from one store to a fresh one after every slice of instructions
+/// `ferry demo`: first a three-node cluster on loopback answering a query where the data lives (weak mobility) and
+/// moving a running process live with each strategy; then the embedded guest moved, mid-run, from one store to a fresh one after every slice of instructions
 /// (strong mobility), its result checked against an uninterrupted run.
 /// </summary>
 internal static class DemoCommand
@@ -17,10 +17,10 @@ internal static class DemoCommand
     {
         var limit = new Option<uint>("--limit") { Description = "Count primes below this number", DefaultValueFactory = _ => 300_000 };
         var slice = new Option<long>("--slice") { Description = "Instructions to run between moves", DefaultValueFactory = _ => 25_000_000 };
-        var command = new Command("demo", "Three nodes on loopback answer a query where the data lives; then a guest moves between stores mid-run") { limit, slice };
+        var command = new Command("demo", "Three nodes on loopback answer a query where the data lives and move a running process live; then a guest moves between stores mid-run") { limit, slice };
         command.SetAction(async (result, _) =>
         {
-            var weak = await ClusterDemo.Run(Embedded("query.wasm"));
+            var weak = await ClusterDemo.Run(Embedded("query.wasm"), Embedded("dirtier.wasm"));
             Console.WriteLine();
             return Run(result.GetValue(limit), result.GetValue(slice)) | weak;
         });
@@ -35,7 +35,7 @@ internal static class DemoCommand
             return 2;
         }
         var module = Module.Load(Embedded("demo.wasm"));
-        Console.WriteLine($"2. strong mobility: module {module.Hash[..16]}, {module.Bytes.Length} bytes, counting primes below {limit:N0}");
+        Console.WriteLine($"3. strong mobility: module {module.Hash[..16]}, {module.Bytes.Length} bytes, counting primes below {limit:N0}");
         Console.WriteLine($"  the process moves to a fresh store after every {slice:N0} instructions");
 
         var host = 'A';

@@ -183,6 +183,25 @@ public sealed unsafe class LinearMemory
         Present.Set(frame);
     }
 
+    /// <summary>
+    /// Has the operating system back every frame now, so that filling them later (a migration target receiving frames)
+    /// pays no page fault per frame; an atomic OR of zero into each frame, so it is harmless to a running guest.
+    /// </summary>
+    public void CommitFrames()
+    {
+        var bytes = _bytes;
+        for (long at = 0; at + sizeof(int) <= bytes.Length; at += FrameSize)
+            Interlocked.Or(ref System.Runtime.CompilerServices.Unsafe.As<byte, int>(ref bytes[at]), 0);
+    }
+
+    /// <summary>Adjacent frames' bytes for an asynchronous write, which spans cannot outlive: only while the guest cannot write or grow them.</summary>
+    public ReadOnlyMemory<byte> FramesAsMemory(long first, int count)
+    {
+        var bytes = _bytes;
+        if (first < 0 || count < 0 || (first + count) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(first));
+        return bytes.AsMemory((int)(first << FrameShift), count << FrameShift);
+    }
+
     /// <summary>A frame's bytes; safe to call from another thread while the guest runs (the view may be torn, never out of bounds).</summary>
     public ReadOnlySpan<byte> Frame(long frame)
     {

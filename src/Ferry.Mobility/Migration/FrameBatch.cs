@@ -4,49 +4,103 @@ using Ferry.Engine.Memory;
 namespace Ferry.Mobility.Migration;
 
 /// <summary>
-/// The payload of a Frames message: a count, then records of frame number (u32; bit 31 set: the frame is all zero
-/// and no bytes follow) and, for the others, the frame's 4096 bytes.
+/// The payload of a Frames message: a count, the frame numbers (u32 each; bit 31 set: the frame is all zero and has no
+/// bytes), then the 4096 bytes of each other frame in the same order. Numbers come first so that the bytes of adjacent
+/// frames stay adjacent: while the guest is held they go out straight from its memory, uncopied.
 /// </summary>
 internal sealed class FrameBatch
 {
     public const int MaxFrames = 256;
     private const uint ZeroFlag = 0x8000_0000;
 
-    private readonly byte[] _buffer = new byte[4 + MaxFrames * (4 + LinearMemory.FrameSize)];
-    private int _length = 4;
+    // A run of adjacent frames shorter than this is copied: a write per frame would cost more than the copy.
+    private const int MinRunInPlace = 8;
+
+    private readonly byte[] _numbers = new byte[4 + MaxFrames * 4];
+    private readonly byte[] _copies = new byte[MaxFrames * LinearMemory.FrameSize];
+    private readonly List<ReadOnlyMemory<byte>> _pieces = [];
+    private int _copied;
+    // Where the copies not yet closed into a piece begin.
+    private int _copiesFrom;
+    // The run of adjacent frames read in place from guest memory, not yet closed into a piece.
+    private long _runStart;
+    private int _runLength;
+    private LinearMemory? _runMemory;
 
     public int Count { get; private set; }
     public bool Full => Count == MaxFrames;
-    public ReadOnlyMemory<byte> Payload
+
+    /// <summary>Count, numbers, then the frames' bytes: the pieces of one message, in order.</summary>
+    public IReadOnlyList<ReadOnlyMemory<byte>> Pieces
     {
         get
         {
-            BinaryPrimitives.WriteUInt32LittleEndian(_buffer, (uint)Count);
-            return _buffer.AsMemory(0, _length);
+            CloseRun();
+            CloseCopies();
+            BinaryPrimitives.WriteUInt32LittleEndian(_numbers, (uint)Count);
+            _pieces.Insert(0, _numbers.AsMemory(0, 4 + Count * 4));
+            return _pieces;
         }
     }
 
-    /// <summary>Adds a frame's current contents; returns false (and adds nothing) for an all-zero frame when <paramref name="skipZero"/>.</summary>
-    public bool Add(long frame, ReadOnlySpan<byte> contents, bool skipZero)
+    /// <summary>
+    /// Adds frame <paramref name="frame"/> of <paramref name="memory"/>; returns false (and adds nothing) for an all-zero
+    /// frame when <paramref name="skipZero"/>. With <paramref name="inPlace"/> (the guest is held and its memory cannot
+    /// change before the message is sent) long runs of adjacent frames are not copied.
+    /// </summary>
+    public bool Add(LinearMemory memory, long frame, bool skipZero, bool inPlace)
     {
+        var contents = memory.Frame(frame);
         var zero = contents.IndexOfAnyExcept((byte)0) < 0;
         if (zero && skipZero) return false;
-        var record = _buffer.AsSpan(_length);
-        BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)frame | (zero ? ZeroFlag : 0));
-        _length += 4;
-        if (!zero)
-        {
-            contents.CopyTo(record[4..]);
-            _length += LinearMemory.FrameSize;
-        }
+        BinaryPrimitives.WriteUInt32LittleEndian(_numbers.AsSpan(4 + Count * 4), (uint)frame | (zero ? ZeroFlag : 0));
         Count++;
+        if (zero) return true;
+        if (inPlace && _runMemory == memory && frame == _runStart + _runLength)
+        {
+            _runLength++;
+            return true;
+        }
+        CloseRun();
+        if (inPlace) (_runMemory, _runStart, _runLength) = (memory, frame, 1);
+        else Copy(contents);
         return true;
+    }
+
+    private void Copy(ReadOnlySpan<byte> contents)
+    {
+        contents.CopyTo(_copies.AsSpan(_copied));
+        _copied += contents.Length;
+    }
+
+    private void CloseRun()
+    {
+        if (_runMemory is null) return;
+        if (_runLength >= MinRunInPlace)
+        {
+            CloseCopies();
+            _pieces.Add(_runMemory.FramesAsMemory(_runStart, _runLength));
+        }
+        else
+        {
+            Copy(_runMemory.FramesAsMemory(_runStart, _runLength).Span);
+        }
+        _runMemory = null;
+    }
+
+    private void CloseCopies()
+    {
+        if (_copied > _copiesFrom) _pieces.Add(_copies.AsMemory(_copiesFrom, _copied - _copiesFrom));
+        _copiesFrom = _copied;
     }
 
     public void Clear()
     {
         Count = 0;
-        _length = 4;
+        _copied = 0;
+        _copiesFrom = 0;
+        _pieces.Clear();
+        _runMemory = null;
     }
 
     /// <summary>Applies a received payload to <paramref name="memory"/>, growing it for frames beyond its end; calls <paramref name="arrived"/> per frame.</summary>
@@ -56,12 +110,12 @@ internal sealed class FrameBatch
         if (payload.Length < 4) throw new MigrationProtocolException("a Frames message without its count");
         var count = BinaryPrimitives.ReadUInt32LittleEndian(payload);
         if (count > MaxFrames) throw new MigrationProtocolException($"a Frames message of {count} frames exceeds the limit of {MaxFrames}");
-        var at = 4;
+        if (payload.Length < 4 + count * 4) throw new MigrationProtocolException("a Frames message is cut short");
+        var numbers = payload.Slice(4, (int)count * 4);
+        var data = payload[(4 + (int)count * 4)..];
         for (var i = 0; i < count; i++)
         {
-            if (payload.Length - at < 4) throw new MigrationProtocolException("a Frames message is cut short");
-            var word = BinaryPrimitives.ReadUInt32LittleEndian(payload[at..]);
-            at += 4;
+            var word = BinaryPrimitives.ReadUInt32LittleEndian(numbers[(i * 4)..]);
             long frame = word & ~ZeroFlag;
             if (frame >= (long)memory.MaxPages * LinearMemory.FramesPerPage) throw new MigrationProtocolException($"frame {frame} lies beyond the memory's maximum of {memory.MaxPages} pages");
             if (frame >= memory.FrameCount && memory.Grow((uint)(frame / LinearMemory.FramesPerPage + 1 - memory.Pages)) < 0)
@@ -73,13 +127,13 @@ internal sealed class FrameBatch
             }
             else
             {
-                if (payload.Length - at < LinearMemory.FrameSize) throw new MigrationProtocolException("a Frames message is cut short");
-                memory.WriteFrame(frame, payload.Slice(at, LinearMemory.FrameSize));
-                at += LinearMemory.FrameSize;
+                if (data.Length < LinearMemory.FrameSize) throw new MigrationProtocolException("a Frames message is cut short");
+                memory.WriteFrame(frame, data[..LinearMemory.FrameSize]);
+                data = data[LinearMemory.FrameSize..];
             }
             arrived?.Invoke(frame);
         }
-        if (at != payload.Length) throw new MigrationProtocolException("a Frames message has bytes after its last frame");
+        if (data.Length != 0) throw new MigrationProtocolException("a Frames message has bytes after its last frame");
     }
 
     private static readonly byte[] ZeroFrame = new byte[LinearMemory.FrameSize];

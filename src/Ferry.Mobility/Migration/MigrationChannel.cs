@@ -33,6 +33,8 @@ public enum MigrationFrame : byte
     PushEnd = 12,
     /// <summary>Target to source (post-copy): every frame arrived; the window of dependence on the source ends.</summary>
     PushAck = 13,
+    /// <summary>Target to source: every frame of this pre-copy round is in place (so a round's time and rate are end to end).</summary>
+    RoundAck = 14,
 }
 
 /// <summary>A peer that broke the protocol: wrong order, oversized or corrupt frame, unknown type, replayed id.</summary>
@@ -51,22 +53,36 @@ public sealed class MigrationChannel(Stream stream)
 
     private long _sent;
 
+    /// <summary>Sends one frame whose payload is the concatenation of <paramref name="pieces"/>, each written as it is.</summary>
+    public async Task SendAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, CancellationToken cancel = default)
+    {
+        var length = 0L;
+        var crc = new Crc32C();
+        foreach (var piece in pieces)
+        {
+            length += piece.Length;
+            crc.Append(piece.Span);
+        }
+        if (length > MaxPayload) throw new ArgumentException($"a {type} frame of {length} bytes exceeds the limit of {MaxPayload}");
+        var header = new byte[5];
+        header[0] = (byte)type;
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), (int)length);
+        var trailer = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc.Value);
+        await stream.WriteAsync(header, cancel);
+        foreach (var piece in pieces) await stream.WriteAsync(piece, cancel);
+        await stream.WriteAsync(trailer, cancel);
+        await stream.FlushAsync(cancel);
+        Interlocked.Add(ref _sent, 9 + length);
+    }
+
     public async Task SendAsync(MigrationFrame type, ReadOnlyMemory<byte> payload, CancellationToken cancel = default)
     {
         if (payload.Length > MaxPayload) throw new ArgumentException($"a {type} frame of {payload.Length} bytes exceeds the limit of {MaxPayload}");
         if (payload.Length > CombineLimit)
         {
             // Large frames go out as three writes rather than copying a megabyte to prepend five bytes.
-            var header = new byte[5];
-            header[0] = (byte)type;
-            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), payload.Length);
-            var crc = new byte[4];
-            BinaryPrimitives.WriteUInt32LittleEndian(crc, Crc32C.Of(payload.Span));
-            await stream.WriteAsync(header, cancel);
-            await stream.WriteAsync(payload, cancel);
-            await stream.WriteAsync(crc, cancel);
-            await stream.FlushAsync(cancel);
-            Interlocked.Add(ref _sent, 9 + payload.Length);
+            await SendAsync(type, [payload], cancel);
             return;
         }
         // Small frames in one write: a fault request must not wait behind Nagle's algorithm.
@@ -112,6 +128,8 @@ public sealed class MigrationChannel(Stream stream)
     public async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload)> ExpectAsync(CancellationToken cancel, params MigrationFrame[] expected)
     {
         var frame = await ReceiveAsync(cancel);
+        if (frame.Type == MigrationFrame.Abort && Array.IndexOf(expected, MigrationFrame.Abort) < 0)
+            throw new MigrationProtocolException($"the peer abandoned the migration: {System.Text.Encoding.UTF8.GetString(frame.Payload.Span)}");
         if (Array.IndexOf(expected, frame.Type) < 0) throw new MigrationProtocolException($"expected {string.Join(" or ", expected)}, received {frame.Type}");
         return frame;
     }

@@ -100,18 +100,18 @@ public sealed class MigrationSource
             switch (_options.Strategy)
             {
                 case MigrationStrategy.StopAndCopy:
-                    stopFrames = await SendFramesAsync(AllFrames(frameCount), skipZero: true, cancel);
+                    stopFrames = await SendFramesAsync(AllFrames(frameCount), skipZero: true, inPlace: true, cancel);
                     break;
                 case MigrationStrategy.PreCopy when remaining is not null:
-                    stopFrames = await SendFramesAsync(Union(remaining, dirty!), skipZero: false, cancel);
+                    stopFrames = await SendFramesAsync(Union(remaining, dirty!), skipZero: false, inPlace: true, cancel);
                     break;
                 case MigrationStrategy.PostCopy:
                     // Every frame is to come: the push sends an all-zero one as its bare number, and scanning for them now would lengthen the downtime.
                     postCopyFrames = AllFrames(frameCount);
                     break;
                 case MigrationStrategy.Hybrid when remaining is not null:
-                    // Frames dirtied since the last round: zero ones go now as bare numbers, the rest on demand.
-                    postCopyFrames = await SendZeroFramesAsync(Union(remaining, dirty!), cancel);
+                    // Frames dirtied since the last round come after activation, like all of post-copy's.
+                    postCopyFrames = Union(remaining, dirty!);
                     break;
                 default:
                     postCopyFrames = _options.Strategy == MigrationStrategy.Hybrid ? AllFrames(frameCount) : null;
@@ -217,11 +217,19 @@ public sealed class MigrationSource
             var clock = Stopwatch.StartNew();
             var bytesBefore = _channel.BytesSent;
             var zeroBefore = _zeroSkipped;
-            var sent = await SendFramesAsync(toSend, skipZero: round == 0, cancel);
-            await _channel.SendAsync(MigrationFrame.RoundEnd, BitConverter.GetBytes(round), cancel);
+            var sent = await SendFramesAsync(toSend, skipZero: round == 0, inPlace: false, cancel);
+            var number = new byte[4];
+            BinaryPrimitives.WriteInt32LittleEndian(number, round);
+            await _channel.SendAsync(MigrationFrame.RoundEnd, number, cancel);
+            // Until the target has applied the round, its frames are still in flight: stopping then would add them to the downtime.
+            var ack = (await _channel.ExpectAsync(cancel, MigrationFrame.RoundAck)).Payload;
+            if (ack.Length != 4 || BinaryPrimitives.ReadInt32LittleEndian(ack.Span) != round) throw new MigrationProtocolException($"a RoundAck that does not acknowledge round {round}");
             var dirty = await _process.AtSafepointAsync(() => Memory!.Dirty.Harvest(), cancel);
             var dirtyCount = PopCount(dirty);
-            _rounds.Add(new MigrationRound(round, sent, _zeroSkipped - zeroBefore, _channel.BytesSent - bytesBefore, clock.Elapsed, dirtyCount));
+            var roundBytes = _channel.BytesSent - bytesBefore;
+            // The rate that matters is the link's, end to end: a blend of this round's and those before.
+            if (_rate <= 0 || roundBytes >= 1 << 20) _rate = _rate <= 0 ? roundBytes / clock.Elapsed.TotalSeconds : _rate * 0.5 + roundBytes / clock.Elapsed.TotalSeconds * 0.5;
+            _rounds.Add(new MigrationRound(round, sent, _zeroSkipped - zeroBefore, roundBytes, clock.Elapsed, dirtyCount));
             var estimate = Estimate(dirtyCount);
             Report(dirtyCount, estimate, dirtyCount);
             toSend = dirty;
@@ -248,8 +256,11 @@ public sealed class MigrationSource
     private TimeSpan Estimate(long frames) =>
         _rate <= 0 ? TimeSpan.MaxValue : TimeSpan.FromSeconds((frames * (4.0 + LinearMemory.FrameSize) + 64 * 1024) / _rate);
 
-    /// <summary>Sends the frames set in <paramref name="frames"/>, in batches, at most at the configured bandwidth; returns how many were sent.</summary>
-    private async Task<long> SendFramesAsync(ulong[] frames, bool skipZero, CancellationToken cancel)
+    /// <summary>
+    /// Sends the frames set in <paramref name="frames"/>, in batches, at most at the configured bandwidth; returns how many
+    /// were sent. <paramref name="inPlace"/>: the guest is held, so its frames go out uncopied.
+    /// </summary>
+    private async Task<long> SendFramesAsync(ulong[] frames, bool skipZero, bool inPlace, CancellationToken cancel)
     {
         var memory = Memory;
         if (memory is null) return 0;
@@ -262,7 +273,7 @@ public sealed class MigrationSource
         {
             left--;
             if (frame >= memory.FrameCount) continue;
-            if (!_batch.Add(frame, memory.Frame(frame), skipZero))
+            if (!_batch.Add(memory, frame, skipZero, inPlace))
             {
                 _zeroSkipped++;
                 continue;
@@ -274,49 +285,22 @@ public sealed class MigrationSource
                 if ((sent & 4095) == 0) Report(left: left);
             }
         }
-        if (_batch.Count > 0) bytes += await FlushAsync(clock, bytes, cancel);
-        if (clock.Elapsed.TotalSeconds > 0 && bytes > 0)
-        {
-            var seconds = clock.Elapsed.TotalSeconds;
-            // The rate that matters is the link's: a blend of what this transfer measured and what came before.
-            _rate = _rate <= 0 ? bytes / seconds : Math.Max(_rate * 0.5 + bytes / seconds * 0.5, 1);
-        }
+        if (_batch.Count > 0) await FlushAsync(clock, bytes, cancel);
         return sent;
     }
 
     private async Task<long> FlushAsync(Stopwatch clock, long bytesSoFar, CancellationToken cancel)
     {
-        var payload = _batch.Payload;
-        await _channel.SendAsync(MigrationFrame.Frames, payload, cancel);
+        var before = _channel.BytesSent;
+        await _channel.SendAsync(MigrationFrame.Frames, _batch.Pieces, cancel);
         _batch.Clear();
+        var length = _channel.BytesSent - before;
         if (_options.BandwidthBytesPerSecond > 0)
         {
-            var due = TimeSpan.FromSeconds((double)(bytesSoFar + payload.Length) / _options.BandwidthBytesPerSecond) - clock.Elapsed;
+            var due = TimeSpan.FromSeconds((double)(bytesSoFar + length) / _options.BandwidthBytesPerSecond) - clock.Elapsed;
             if (due > TimeSpan.Zero) await Task.Delay(due, cancel);
         }
-        return payload.Length;
-    }
-
-    /// <summary>Hybrid's stop: all-zero frames among the remaining ones are sent as bare numbers; returns the rest, for post-copy.</summary>
-    private async Task<ulong[]> SendZeroFramesAsync(ulong[] frames, CancellationToken cancel)
-    {
-        var memory = Memory!;
-        var rest = new ulong[frames.Length];
-        _batch.Clear();
-        foreach (var frame in FrameBitmap.SetFrames(frames))
-        {
-            if (frame >= memory.FrameCount) continue;
-            var contents = memory.Frame(frame);
-            if (contents.IndexOfAnyExcept((byte)0) >= 0)
-            {
-                rest[frame >> 6] |= 1UL << (int)(frame & 63);
-                continue;
-            }
-            _batch.Add(frame, contents, skipZero: false);
-            if (_batch.Full) await FlushAsync(Stopwatch.StartNew(), 0, cancel);
-        }
-        if (_batch.Count > 0) await FlushAsync(Stopwatch.StartNew(), 0, cancel);
-        return rest;
+        return length;
     }
 
     /// <summary>
@@ -355,6 +339,7 @@ public sealed class MigrationSource
             }
         }, cancel);
 
+        // The process is given up here, so its memory no longer changes: frames go out in place.
         long cursor = 0;
         long pushed = 0;
         const int PushBatch = 16;
@@ -365,7 +350,7 @@ public sealed class MigrationSource
             while (requests.Reader.TryRead(out var wanted))
             {
                 if (!Take(pending, wanted)) continue;
-                _batch.Add(wanted, memory!.Frame(wanted), skipZero: false);
+                _batch.Add(memory!, wanted, skipZero: false, inPlace: true);
                 left--;
                 // Locality: the frames after a fault are the likeliest next ones.
                 cursor = wanted + 1;
@@ -375,7 +360,7 @@ public sealed class MigrationSource
                 var next = NextSet(pending, cursor);
                 if (next < 0) next = NextSet(pending, 0);
                 Take(pending, next);
-                _batch.Add(next, memory!.Frame(next), skipZero: false);
+                _batch.Add(memory!, next, skipZero: false, inPlace: true);
                 left--;
                 cursor = next + 1;
             }

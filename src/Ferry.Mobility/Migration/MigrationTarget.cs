@@ -84,6 +84,8 @@ public static class MigrationTarget
                     await channel.SendAsync(MigrationFrame.Refuse, Encoding.UTF8.GetBytes($"no room for {offer.MemoryPages} pages of memory"), cancel);
                     return new TargetResult(TargetOutcome.NotReceived, null, "no memory", null, offer.Id, stage);
                 }
+                // Reservation: the memory is backed now rather than frame by frame inside the downtime.
+                memory.CommitFrames();
             }
             await channel.SendAsync(MigrationFrame.Admit, ReadOnlyMemory<byte>.Empty, cancel);
 
@@ -102,7 +104,14 @@ public static class MigrationTarget
                 if (type == MigrationFrame.Frames)
                 {
                     if (memory is null) throw new MigrationProtocolException("memory frames for a module without memory");
+                    if (image.Length > 0 || strategy == MigrationStrategy.PostCopy) throw new MigrationProtocolException($"memory frames out of order: {strategy} sends none {(image.Length > 0 ? "after the image has begun" : "before activation")}");
                     FrameBatch.Apply(piece.Span, memory, null);
+                }
+                if (type == MigrationFrame.RoundEnd)
+                {
+                    if (stage != MigrationStage.IterativePreCopy) throw new MigrationProtocolException($"a RoundEnd out of order: {strategy} in stage {stage} has no pre-copy rounds");
+                    if (piece.Length != 4) throw new MigrationProtocolException($"a RoundEnd of {piece.Length} bytes");
+                    await channel.SendAsync(MigrationFrame.RoundAck, piece.ToArray(), cancel);
                 }
                 if (type == MigrationFrame.Image)
                 {
@@ -130,6 +139,8 @@ public static class MigrationTarget
         catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
             restored?.Dispose();
+            // A peer that broke the protocol is told why, if it still listens.
+            if (e is MigrationProtocolException) await TellAsync(channel, e.Message);
             return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer?.Id ?? default, stage);
         }
         try
@@ -159,6 +170,18 @@ public static class MigrationTarget
         }
         var pager = toCome is null ? null : PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
         return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id);
+    }
+
+    private static async Task TellAsync(MigrationChannel channel, string reason)
+    {
+        try
+        {
+            await channel.SendAsync(MigrationFrame.Abort, Encoding.UTF8.GetBytes(reason)).WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (Exception e) when (e is IOException or TimeoutException or System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The peer is gone already.
+        }
     }
 
     private static async Task<bool?> AskAsync(Func<Guid, Task<bool?>> resolve, Guid id)

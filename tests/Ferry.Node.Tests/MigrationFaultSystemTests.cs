@@ -1,0 +1,174 @@
+using System.Buffers.Binary;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Ferry.Mobility.Migration;
+using Ferry.Node.Client;
+
+namespace Ferry.Node.Tests;
+
+/// <summary>
+/// Live migration between real `ferry node` processes when things go wrong: the target node killed mid-migration, and a
+/// peer that speaks the migration protocol wrongly (invariant 1: never lost before commitment, never run twice).
+/// </summary>
+public sealed class MigrationFaultSystemTests : IDisposable
+{
+    private readonly NodeProcesses _cluster = new();
+
+    // Long enough (with the sleeps) to outlast every migration attempt here.
+    private static readonly string[] Arguments = ["--mib", "8", "--iterations", "2500", "--writes-per-iteration", "200", "--report", "250", "--sleep-us", "1000"];
+
+    public void Dispose() => _cluster.Dispose();
+
+    private void StartTwoNodes()
+    {
+        _cluster.Start("a", null);
+        _cluster.Start("b", _cluster.Nodes[0].Address);
+    }
+
+    private static Ferry.Tests.Shared.Guests.Result Native() =>
+        Ferry.Tests.Shared.Guests.Run(new System.Diagnostics.ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), Arguments));
+
+    [Fact]
+    public async Task Killing_the_target_node_during_pre_copy_aborts_and_the_process_finishes_on_the_source()
+    {
+        StartTwoNodes();
+        using var a = _cluster.Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        var id = await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null));
+        await Task.Delay(300);
+        // At 2 MB/s the 8 MiB of round 0 take four seconds: the kill lands inside the iterative pre-copy.
+        var migration = a.Migrate(id, new MigrateRequest("b", "pre-copy", BandwidthMBps: 2));
+        await Task.Delay(1000);
+        _cluster.Nodes[1].Process.Kill();
+        var last = await migration.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(last.TryGetProperty("error", out var error), $"the migration did not fail: {last}");
+        Assert.False(last.GetProperty("committed").GetBoolean());
+        Assert.Equal("IterativePreCopy", last.GetProperty("stage").GetString());
+        Assert.Contains("rolled back", error.GetString());
+
+        var output = new MemoryStream();
+        var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
+        var native = Native();
+        Assert.Equal(native.ExitCode, exit);
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
+        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+    }
+
+    public static TheoryData<string, string> BadPeers => new()
+    {
+        { "unknown frame type", "unknown frame type 99" },
+        { "oversized length", "exceeds the limit" },
+        { "wrong order", "expected Offer, received Image" },
+        { "bad checksum", "fails its checksum" },
+        { "short offer", "an offer of 3 bytes" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadPeers))]
+    public async Task A_peer_that_breaks_the_protocol_is_told_why_and_disturbs_no_process_or_migration(string breakage, string reason)
+    {
+        StartTwoNodes();
+        using var a = _cluster.Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        var id = await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null));
+
+        using var peer = await Connect(1);
+        var stream = peer.GetStream();
+        var frame = breakage switch
+        {
+            "unknown frame type" => Frame(99, [1, 2, 3]),
+            "oversized length" => [(byte)MigrationFrame.Offer, 0, 0, 0, 0x40],
+            "wrong order" => Frame((byte)MigrationFrame.Image, new byte[100]),
+            "bad checksum" => Corrupt(Frame((byte)MigrationFrame.Offer, new byte[53])),
+            _ => Frame((byte)MigrationFrame.Offer, [1, 2, 3]),
+        };
+        await stream.WriteAsync(frame);
+        Assert.Contains(reason, await ReadAbort(stream));
+
+        // Meanwhile a real migration between the same nodes goes through, and the process's output is whole.
+        var last = await a.Migrate(id, new MigrateRequest("b", "pre-copy"));
+        Assert.True(last.TryGetProperty("report", out _), $"the migration failed: {last}");
+        var output = new MemoryStream();
+        var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
+        var native = Native();
+        Assert.Equal(native.ExitCode, exit);
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_replayed_migration_id_is_refused()
+    {
+        StartTwoNodes();
+        using var a = _cluster.Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        var id = await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null));
+        await Task.Delay(200);
+        var last = await a.Migrate(id, new MigrateRequest("b", "stop-copy"));
+        var migration = Guid.Parse(last.GetProperty("report").GetProperty("id").GetString()!);
+
+        using var peer = await Connect(1);
+        var offer = new byte[53];
+        migration.TryWriteBytes(offer);
+        Convert.FromHexString(hash).CopyTo(offer, 16);
+        offer[52] = (byte)MigrationStrategy.StopAndCopy;
+        var channel = new MigrationChannel(peer.GetStream());
+        await channel.SendAsync(MigrationFrame.Offer, offer);
+        var (type, payload) = await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(type == MigrationFrame.Refuse, $"{type}: {Encoding.UTF8.GetString(payload.Span)}");
+        Assert.Contains($"replayed migration id {migration}", Encoding.UTF8.GetString(payload.Span));
+
+        var output = new MemoryStream();
+        Assert.Equal(0, await a.CopyOutput(id, output, Stream.Null, follow: true));
+        Assert.Equal(Native().Text, Encoding.UTF8.GetString(output.ToArray()));
+    }
+
+    /// <summary>A connection to node <paramref name="index"/>'s migration port, past the authenticated hello.</summary>
+    private async Task<TcpClient> Connect(int index)
+    {
+        var key = File.ReadAllText(_cluster.KeyFile).Trim();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{_cluster.Nodes[index].Address}") };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        var node = await http.GetFromJsonAsync<JsonElement>("/v1/node");
+        var client = new TcpClient { NoDelay = true };
+        await client.ConnectAsync("127.0.0.1", node.GetProperty("migrationPort").GetInt32());
+        byte[] id = Encoding.UTF8.GetBytes("intruder"), source = Encoding.UTF8.GetBytes("a");
+        var hello = new byte[8 + 32 + 2 + id.Length + 2 + source.Length + 1];
+        "FERRYMIG"u8.CopyTo(hello);
+        SHA256.HashData(Encoding.UTF8.GetBytes(key)).CopyTo(hello, 8);
+        BinaryPrimitives.WriteUInt16LittleEndian(hello.AsSpan(40), (ushort)id.Length);
+        id.CopyTo(hello, 42);
+        BinaryPrimitives.WriteUInt16LittleEndian(hello.AsSpan(42 + id.Length), (ushort)source.Length);
+        source.CopyTo(hello, 44 + id.Length);
+        await client.GetStream().WriteAsync(hello);
+        return client;
+    }
+
+    private static byte[] Frame(byte type, byte[] payload)
+    {
+        var frame = new byte[9 + payload.Length];
+        frame[0] = type;
+        BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(1), payload.Length);
+        payload.CopyTo(frame, 5);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(5 + payload.Length), Ferry.Mobility.Snapshots.Crc32C.Of(payload));
+        return frame;
+    }
+
+    private static byte[] Corrupt(byte[] frame)
+    {
+        frame[10] ^= 0x5A;
+        return frame;
+    }
+
+    /// <summary>The reason in the Abort frame the node answers with; the node then closes the connection.</summary>
+    private static async Task<string> ReadAbort(NetworkStream stream)
+    {
+        var channel = new MigrationChannel(stream);
+        var (type, payload) = await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(MigrationFrame.Abort, type);
+        return Encoding.UTF8.GetString(payload.Span);
+    }
+}
