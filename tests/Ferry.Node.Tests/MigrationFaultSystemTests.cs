@@ -21,12 +21,27 @@ public sealed class MigrationFaultSystemTests : IDisposable
     // Long enough (with the sleeps) to outlast every migration attempt here.
     private static readonly string[] Arguments = ["--mib", "8", "--iterations", "2500", "--writes-per-iteration", "200", "--report", "250", "--sleep-us", "1000"];
 
-    public void Dispose() => _cluster.Dispose();
+    private NodeClient? _a;
+
+    public void Dispose()
+    {
+        _a?.Dispose();
+        _cluster.Dispose();
+    }
 
     private void StartTwoNodes()
     {
         _cluster.Start("a", null);
         _cluster.Start("b", _cluster.Nodes[0].Address);
+    }
+
+    /// <summary>Nodes a and b, and a dirtier running on a: the client of a (disposed with the test), the module hash, the process id.</summary>
+    private async Task<(NodeClient A, string Hash, string Id)> StartDirtierOnA()
+    {
+        StartTwoNodes();
+        var a = _a = _cluster.Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        return (a, hash, await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null)));
     }
 
     private static Ferry.Tests.Shared.Guests.Result Native() =>
@@ -35,10 +50,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
     [Fact]
     public async Task Killing_the_target_node_during_pre_copy_aborts_and_the_process_finishes_on_the_source()
     {
-        StartTwoNodes();
-        using var a = _cluster.Client(0);
-        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
-        var id = await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null));
+        var (a, hash, id) = await StartDirtierOnA();
         await Task.Delay(300);
         // At 2 MB/s the 8 MiB of round 0 take four seconds: the kill lands inside the iterative pre-copy.
         var migration = a.Migrate(id, new MigrateRequest("b", "pre-copy", BandwidthMBps: 2));
@@ -71,10 +83,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
     [MemberData(nameof(BadPeers))]
     public async Task A_peer_that_breaks_the_protocol_is_told_why_and_disturbs_no_process_or_migration(string breakage, string reason)
     {
-        StartTwoNodes();
-        using var a = _cluster.Client(0);
-        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
-        var id = await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null));
+        var (a, hash, id) = await StartDirtierOnA();
 
         using var peer = await Connect(1);
         var stream = peer.GetStream();
@@ -102,10 +111,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
     [Fact]
     public async Task A_replayed_migration_id_is_refused()
     {
-        StartTwoNodes();
-        using var a = _cluster.Client(0);
-        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
-        var id = await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null));
+        var (a, hash, id) = await StartDirtierOnA();
         await Task.Delay(200);
         var last = await a.Migrate(id, new MigrateRequest("b", "stop-copy"));
         var migration = Guid.Parse(last.GetProperty("report").GetProperty("id").GetString()!);

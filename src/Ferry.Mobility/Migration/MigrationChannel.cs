@@ -104,6 +104,19 @@ public sealed class MigrationChannel(Stream stream)
         }
     }
 
+    /// <summary>Sends an Abort with <paramref name="reason"/> if the peer still listens (within a second); a dead connection is not an error here.</summary>
+    public async Task TryAbortAsync(string reason)
+    {
+        try
+        {
+            await SendAsync(MigrationFrame.Abort, System.Text.Encoding.UTF8.GetBytes(reason)).WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (Exception e) when (e is IOException or TimeoutException or System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is already gone: the peer abandons the migration on its own.
+        }
+    }
+
     /// <summary>Receives the next frame. Its payload lives in a buffer this channel reuses: consume it before the next receive.</summary>
     public async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload)> ReceiveAsync(CancellationToken cancel = default)
     {

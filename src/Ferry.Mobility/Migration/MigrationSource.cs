@@ -180,14 +180,7 @@ public sealed class MigrationSource
 
     private async Task AbortAsync(Guid id, string reason)
     {
-        try
-        {
-            await _channel.SendAsync(MigrationFrame.Abort, Encoding.UTF8.GetBytes(reason)).WaitAsync(TimeSpan.FromSeconds(1));
-        }
-        catch (Exception e) when (e is IOException or TimeoutException or System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            // The connection is already gone: the target abandons the migration on its own.
-        }
+        await _channel.TryAbortAsync(reason);
         await _process.AtSafepointAsync(() =>
         {
             if (Memory is { } memory) memory.DirtyTracking = false;

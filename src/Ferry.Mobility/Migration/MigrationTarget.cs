@@ -140,7 +140,7 @@ public static class MigrationTarget
         {
             restored?.Dispose();
             // A peer that broke the protocol is told why, if it still listens.
-            if (e is MigrationProtocolException) await TellAsync(channel, e.Message);
+            if (e is MigrationProtocolException) await channel.TryAbortAsync(e.Message);
             return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer?.Id ?? default, stage);
         }
         try
@@ -170,18 +170,6 @@ public static class MigrationTarget
         }
         var pager = toCome is null ? null : PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
         return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id);
-    }
-
-    private static async Task TellAsync(MigrationChannel channel, string reason)
-    {
-        try
-        {
-            await channel.SendAsync(MigrationFrame.Abort, Encoding.UTF8.GetBytes(reason)).WaitAsync(TimeSpan.FromSeconds(1));
-        }
-        catch (Exception e) when (e is IOException or TimeoutException or System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            // The peer is gone already.
-        }
     }
 
     private static async Task<bool?> AskAsync(Func<Guid, Task<bool?>> resolve, Guid id)
