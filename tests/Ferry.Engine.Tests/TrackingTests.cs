@@ -56,6 +56,18 @@ public sealed class TrackingTests
     }
 
     [Fact]
+    public void Clearing_by_a_mask_clears_exactly_the_frames_the_mask_names()
+    {
+        var present = new FrameBitmap(200);
+        present.SetAll(200);
+        var mask = new FrameBitmap(200);
+        long[] absent = [0, 63, 64, 130, 199];
+        foreach (var frame in absent) mask.Set(frame);
+        present.ClearWhere(mask.Snapshot());
+        for (long frame = 0; frame < 200; frame++) Assert.Equal(!absent.Contains(frame), present.Get(frame));
+    }
+
+    [Fact]
     public void Loads_mark_nothing_and_a_harvest_clears_the_bitmap()
     {
         _memory.DirtyTracking = true;

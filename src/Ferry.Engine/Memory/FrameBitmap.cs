@@ -60,6 +60,16 @@ public sealed class FrameBitmap
         for (var i = 0; i < _words.Length; i++) Interlocked.Exchange(ref _words[i], 0);
     }
 
+    /// <summary>Clears every frame set in <paramref name="mask"/> (a harvested or snapshotted bit array), a word at a time.</summary>
+    public void ClearWhere(ulong[] mask)
+    {
+        var words = Math.Min(mask.Length, _words.Length);
+        for (var i = 0; i < words; i++)
+        {
+            if (mask[i] != 0) Interlocked.And(ref _words[i], ~mask[i]);
+        }
+    }
+
     /// <summary>Grows to hold at least <paramref name="frameCount"/> frames; new frames start clear.</summary>
     public void EnsureCapacity(long frameCount)
     {

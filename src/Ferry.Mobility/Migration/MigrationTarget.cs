@@ -206,7 +206,7 @@ public static class MigrationTarget
         }
         if (frameCount != memory.FrameCount) throw new MigrationProtocolException($"the post-copy bitmap covers {frameCount} frames, the memory has {memory.FrameCount}");
         memory.Present.SetAll(memory.FrameCount);
-        foreach (var frame in FrameBitmap.SetFrames(toCome)) memory.Present.Clear(frame);
+        memory.Present.ClearWhere(toCome);
         memory.PresenceTracking = true;
     }
 }

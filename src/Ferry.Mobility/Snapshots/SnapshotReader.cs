@@ -122,8 +122,8 @@ public sealed class SnapshotReader(Stream stream)
             if (!keepContents) memory.Span.Clear();
             if (memory.Pages < pages && memory.Grow(pages - memory.Pages) < 0) throw new SnapshotFormatException($"memory cannot grow to {pages} pages");
         }
-        // Records arrive in blocks of up to 256 (about 1 MiB), read with one call each.
-        var block = new byte[256 * SnapshotLayout.FrameRecordSize];
+        // Records arrive in blocks of up to 256 (about 1 MiB), read with one call each; none for a snapshot without frames.
+        var block = new byte[Math.Min(256, count) * SnapshotLayout.FrameRecordSize];
         var previous = -1L;
         for (var done = 0u; done < count;)
         {
