@@ -17,8 +17,6 @@ namespace Ferry.Bench;
 /// bounds measured on the same kind of connection in the same run: the raw transfer time of the working set (for
 /// total time) and of the final dirty set plus execution state (for downtime). Each row is the median of several runs
 /// by downtime; the raw rate is the best of three transfers just before that run, so the comparison errs against Ferry.
-/// The raw transfer moves a working set's worth of bytes from one buffer of that size into another, as a migration moves
-/// memory; the rate through one cache-resident 1 MiB buffer (hot MB/s) is printed beside it as the connection's ceiling.
 /// </summary>
 internal static class MigrationBench
 {
@@ -33,7 +31,7 @@ internal static class MigrationBench
     {
         var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
         var rows = new List<Dictionary<string, object>>();
-        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"hot MB/s",9}");
+        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9}");
         // Warm-up (not reported): the JIT compiles the migration path once.
         foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy })
             Migrate(bytes, 16, Loads[1].Arguments, strategy);
@@ -48,19 +46,19 @@ internal static class MigrationBench
                 foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid })
                 {
                     // The median run by downtime: this machine's noise (page faults, neighbours) moves single runs by a factor of three.
-                    var runs = new List<(MigrationReport Report, double Raw, double Hot)>();
+                    var runs = new List<(MigrationReport Report, double Raw)>();
                     for (var run = 1; run <= repeat; run++)
                     {
                         Console.Error.WriteLine($"bench: dirtier {mib} MiB {load} {strategy}, run {run} of {repeat}");
                         runs.Add(Migrate(bytes, mib, arguments, strategy));
                     }
                     runs.Sort((a, b) => a.Report.Downtime.CompareTo(b.Report.Downtime));
-                    var (report, raw, hot) = runs[runs.Count / 2];
+                    var (report, raw) = runs[runs.Count / 2];
                     var totalBound = (mib << 20) / raw * 1000;
                     var finalBytes = report.StopFrames * (4.0 + 4096) + report.StateBytes;
                     var downtimeBound = strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid ? report.StateBytes / raw * 1000 : finalBytes / raw * 1000;
                     var dataRate = strategy == MigrationStrategy.StopAndCopy ? report.StopFrames * 4096.0 / report.Downtime.TotalSeconds / 1e6 : double.NaN;
-                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {hot / 1e6,9:N0}");
+                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0}");
                     rows.Add(new()
                     {
                         ["mib"] = mib, ["load"] = load, ["strategy"] = Name(strategy),
@@ -68,7 +66,7 @@ internal static class MigrationBench
                         ["downtimeMs"] = report.Downtime.TotalMilliseconds, ["downtimeBoundMs"] = downtimeBound,
                         ["bytesSent"] = report.BytesSent, ["rounds"] = report.Rounds.Count, ["stopFrames"] = report.StopFrames,
                         ["postCopyFaults"] = report.PostCopyFaults, ["postCopyBlockedMs"] = report.PostCopyBlocked.TotalMilliseconds,
-                        ["framesSentTwice"] = report.FramesSentTwice, ["rawMBps"] = raw / 1e6, ["rawCacheHotMBps"] = hot / 1e6,
+                        ["framesSentTwice"] = report.FramesSentTwice, ["rawMBps"] = raw / 1e6,
                         ["stopCopyDataMBps"] = double.IsNaN(dataRate) ? 0 : dataRate, ["runs"] = repeat,
                     });
                 }
@@ -99,31 +97,12 @@ internal static class MigrationBench
         return (client, server);
     }
 
-    private static byte[] _workingSet = [];
-    private static byte[] _landing = [];
-
-    /// <summary>
-    /// Bytes per second that a plain loopback TCP connection carries in 1 MiB writes and reads, best of three: from and into
-    /// buffers as large as the working set (<paramref name="fromMemory"/>, the bound: the bytes come from and land in memory,
-    /// as a migration's do), or through one cache-resident 1 MiB buffer at each end (the connection's ceiling, for reference).
-    /// </summary>
-    private static double RawRate(long bytes, bool fromMemory)
+    /// <summary>Bytes per second that a plain loopback TCP connection carries, 1 MiB writes, best of three.</summary>
+    private static double RawRate(long bytes)
     {
-        if (fromMemory && _workingSet.Length != bytes)
-        {
-            // Kept between runs: allocating and touching a gigabyte per run would itself disturb the next measurement.
-            _workingSet = [];
-            _landing = [];
-            _workingSet = GC.AllocateUninitializedArray<byte>(checked((int)bytes));
-            _landing = GC.AllocateUninitializedArray<byte>(checked((int)bytes));
-            Random.Shared.NextBytes(_workingSet.AsSpan(0, 1 << 20));
-            for (var at = 1 << 20; at < _workingSet.Length; at += 1 << 20) _workingSet.AsSpan(0, 1 << 20).CopyTo(_workingSet.AsSpan(at));
-            _landing.AsSpan().Fill(1);
-        }
-        var source = fromMemory ? _workingSet : new byte[1 << 20];
-        var sink = fromMemory ? _landing : new byte[1 << 20];
-        if (!fromMemory) Random.Shared.NextBytes(source);
         var best = 0.0;
+        var buffer = new byte[1 << 20];
+        Random.Shared.NextBytes(buffer);
         for (var attempt = 0; attempt < 3; attempt++)
         {
             var (client, server) = Connection();
@@ -132,13 +111,14 @@ internal static class MigrationBench
             {
                 var reader = Task.Run(() =>
                 {
+                    var sink = new byte[1 << 20];
                     var stream = server.GetStream();
                     long total = 0;
-                    while (total < bytes) total += stream.Read(sink, (int)(total % sink.Length), (int)Math.Min(1 << 20, sink.Length - total % sink.Length));
+                    while (total < bytes) total += stream.Read(sink);
                 });
                 var clock = Stopwatch.StartNew();
                 var stream = client.GetStream();
-                for (long sent = 0; sent < bytes; sent += 1 << 20) stream.Write(source, (int)(sent % source.Length), 1 << 20);
+                for (long sent = 0; sent < bytes; sent += buffer.Length) stream.Write(buffer);
                 reader.Wait();
                 best = Math.Max(best, bytes / clock.Elapsed.TotalSeconds);
             }
@@ -158,7 +138,7 @@ internal static class MigrationBench
     }
 
     /// <summary>One migration, and the raw rate of a plain connection measured just before it, in the same state of the machine.</summary>
-    private static (MigrationReport Report, double Raw, double Hot) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
+    private static (MigrationReport Report, double Raw) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
     {
         var module = Module.Load(bytes);
         var wasi = new WasiProcess(new WasiConfiguration
@@ -176,8 +156,7 @@ internal static class MigrationBench
         // which takes the interpreter longer than the allocation: waiting on the size alone left heavy runs mostly zero).
         while (TouchedFrames(instance.Memory) < (long)mib << 20 >> LinearMemory.FrameShift) Thread.Sleep(20);
         Thread.Sleep(100);
-        var raw = RawRate((long)mib << 20, fromMemory: true);
-        var hot = RawRate((long)mib << 20, fromMemory: false);
+        var raw = RawRate((long)mib << 20);
         var (client, server) = Connection();
         using (client)
         using (server)
@@ -194,7 +173,7 @@ internal static class MigrationBench
             moved.Completion.GetAwaiter().GetResult();
             result.Process!.Dispose();
             wasi.Dispose();
-            return (report, raw, hot);
+            return (report, raw);
         }
     }
 }

@@ -4,7 +4,7 @@ using Ferry.Wasm;
 namespace Ferry.Engine.Memory;
 
 /// <summary>
-/// A linear memory in a pinned managed array (so spans over it keep it alive), tracked in 4 KiB frames. The interpreter reads and writes through
+/// A linear memory in a pinned managed array (so spans over it keep it alive; large ones on 2 MiB pages where Linux allows, see <see cref="HugePages"/>), tracked in 4 KiB frames. The interpreter reads and writes through
 /// <see cref="Base"/> after checking an address against <see cref="LoadLimit"/> or <see cref="StoreLimit"/>;
 /// tracking lowers those limits to zero so every access takes the checked slow path, which keeps the
 /// untracked fast path at a single bounds comparison.
@@ -111,7 +111,12 @@ public sealed unsafe class LinearMemory
         return _bytes.AsSpan((int)offset, length);
     }
 
-    private static byte[] Allocate(ulong size) => GC.AllocateArray<byte>(checked((int)size), pinned: true);
+    private static byte[] Allocate(ulong size)
+    {
+        var bytes = GC.AllocateArray<byte>(checked((int)size), pinned: true);
+        HugePages.Advise(AddressOf(bytes), bytes.Length);
+        return bytes;
+    }
 
     private static byte* AddressOf(byte[] bytes) =>
         (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(bytes));
