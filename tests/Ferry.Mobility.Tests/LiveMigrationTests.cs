@@ -155,6 +155,9 @@ public sealed class LiveMigrationTests
     {
         var console = new MemoryStream();
         var source = await RunningSource(console);
+        // Three full rounds must fit in the run even when every test class shares the two cores: the source runs at a
+        // quarter of its speed until the stop (the target resumes it at full speed).
+        source.Throttle(0.25);
         using var target = Listen(console, new Dictionary<Guid, bool>());
         var report = await MigrationSource.MigrateAsync(await Connect(target.Endpoint.Port), source, Options(MigrationStrategy.PreCopy) with { MaxRounds = 3, MaxDowntime = TimeSpan.Zero });
         Assert.Equal(SlicedOutcome.Finished, await Finish(await target.Result));
