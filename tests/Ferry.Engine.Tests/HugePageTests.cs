@@ -18,7 +18,7 @@ public sealed class HugePageTests
     }
 
     [Fact]
-    public void A_small_memory_is_left_on_ordinary_pages_and_works()
+    public void A_memory_too_small_for_a_huge_page_allocates_and_grows_as_before()
     {
         var memory = new LinearMemory(new MemoryType(new Limits(1, null)));
         memory.Span[100] = 7;
