@@ -131,7 +131,7 @@ public static class MigrationTarget
             {
                 restored?.Dispose();
                 restored = null;
-                await channel.SendAsync(MigrationFrame.Abort, Encoding.UTF8.GetBytes(e.Message), cancel);
+                await channel.TryAbortAsync(e.Message);
                 return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer.Id, stage);
             }
             await channel.SendAsync(MigrationFrame.Committed, ReadOnlyMemory<byte>.Empty, cancel);
