@@ -27,8 +27,16 @@ internal static class MigrationBench
         ("heavy", ["--writes-per-iteration", "2000"]),
     ];
 
-    public static int Run(string guests, string? json, int[]? sizes, int repeat)
+    private static readonly MigrationStrategy[] Strategies = [MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid];
+
+    public static int Run(string guests, string? json, int[]? sizes, string[]? loads, string[]? strategies, int repeat)
     {
+        var unknown = (loads ?? []).Where(l => !Loads.Any(known => known.Name == l)).Concat((strategies ?? []).Where(s => !Strategies.Any(known => Name(known) == s))).ToList();
+        if (unknown.Count > 0)
+        {
+            Console.Error.WriteLine($"bench: unknown load or strategy: {string.Join(", ", unknown)} (loads: {string.Join(", ", Loads.Select(l => l.Name))}; strategies: {string.Join(", ", Strategies.Select(Name))})");
+            return 2;
+        }
         var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
         var rows = new List<Dictionary<string, object>>();
         Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9}");
@@ -43,8 +51,10 @@ internal static class MigrationBench
             Migrate(bytes, mib, Loads[1].Arguments, MigrationStrategy.StopAndCopy);
             foreach (var (load, arguments) in Loads)
             {
-                foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid })
+                if (loads is not null && !loads.Contains(load)) continue;
+                foreach (var strategy in Strategies)
                 {
+                    if (strategies is not null && !strategies.Contains(Name(strategy))) continue;
                     // The median run by downtime: this machine's noise (page faults, neighbours) moves single runs by a factor of three.
                     var runs = new List<(MigrationReport Report, double Raw)>();
                     for (var run = 1; run <= repeat; run++)
