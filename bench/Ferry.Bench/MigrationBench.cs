@@ -59,14 +59,15 @@ internal static class MigrationBench
                     var runs = new List<(MigrationReport Report, double Raw)>();
                     for (var run = 1; run <= repeat; run++)
                     {
-                        Console.Error.WriteLine($"bench: dirtier {mib} MiB {load} {strategy}, run {run} of {repeat}");
+                        Console.Error.Write($"bench: dirtier {mib} MiB {load} {strategy}, run {run} of {repeat}: ");
                         runs.Add(Migrate(bytes, mib, arguments, strategy));
+                        var (done, doneRaw) = runs[^1];
+                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {DowntimeBound(done, strategy, doneRaw) * 1000:N2} ms");
                     }
                     runs.Sort((a, b) => a.Report.Downtime.CompareTo(b.Report.Downtime));
                     var (report, raw) = runs[runs.Count / 2];
                     var totalBound = (mib << 20) / raw * 1000;
-                    var finalBytes = report.StopFrames * (4.0 + 4096) + report.StateBytes;
-                    var downtimeBound = strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid ? report.StateBytes / raw * 1000 : finalBytes / raw * 1000;
+                    var downtimeBound = DowntimeBound(report, strategy, raw) * 1000;
                     var dataRate = strategy == MigrationStrategy.StopAndCopy ? report.StopFrames * 4096.0 / report.Downtime.TotalSeconds / 1e6 : double.NaN;
                     Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0}");
                     rows.Add(new()
@@ -85,6 +86,10 @@ internal static class MigrationBench
         if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
     }
+
+    /// <summary>Seconds to send what the downtime must carry at the raw rate: the execution state, and for stop-copy and pre-copy the final frames.</summary>
+    private static double DowntimeBound(MigrationReport report, MigrationStrategy strategy, double raw) =>
+        (strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid ? report.StateBytes : report.StopFrames * (4.0 + 4096) + report.StateBytes) / raw;
 
     private static string Name(MigrationStrategy s) => s switch
     {

@@ -84,7 +84,7 @@ public static class ProcessSnapshot
     public static RestoredProcess Restore(Stream stream, Stream stdin, Stream stdout, Stream stderr, Func<string, byte[]?> moduleByHash, bool suspendInsteadOfBlocking = false, ReceivedSegments? received = null)
     {
         var reader = new SnapshotReader(stream);
-        var snapshot = reader.ReadState(moduleByHash);
+        var snapshot = reader.ReadState(moduleByHash, received?.Module.Hash);
         Module module;
         if (received is not null && received.Module.Hash == snapshot.Header.ModuleHash)
         {

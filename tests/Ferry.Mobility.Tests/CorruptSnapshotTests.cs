@@ -119,6 +119,23 @@ public sealed class CorruptSnapshotTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_module_the_reader_already_holds_is_not_fetched_again_while_any_other_is_fetched_and_checked()
+    {
+        var (good, module) = Capture();
+        var hash = Module.Load(module).Hash;
+        var fetched = 0;
+        var held = new SnapshotReader(new MemoryStream(good)).ReadState(_ => { fetched++; return module; }, heldModuleHash: hash);
+        Assert.Equal(0, fetched);
+        Assert.Equal(hash, held.Header.ModuleHash);
+        Assert.True(held.Code.IsEmpty);
+
+        var other = Module.Load(File.ReadAllBytes(Guests.Wasm("hello"))).Hash;
+        var wrong = Assert.Throws<SnapshotFormatException>(() => new SnapshotReader(new MemoryStream(good)).ReadState(_ => { fetched++; return File.ReadAllBytes(Guests.Wasm("hello")); }, heldModuleHash: other));
+        Assert.Equal(1, fetched);
+        Assert.Contains("SHA-256", wrong.Message);
+    }
+
+    [Fact]
     public void Resuming_a_corrupt_snapshot_exits_2_with_a_clear_message_and_runs_no_guest_code()
     {
         var (good, _) = Capture();
