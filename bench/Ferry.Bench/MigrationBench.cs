@@ -17,6 +17,7 @@ namespace Ferry.Bench;
 /// bounds measured on the same kind of connection in the same run: the raw transfer time of the working set (for
 /// total time) and of the final dirty set plus execution state (for downtime). Each row is the median of several runs
 /// by downtime; the raw rate is the best of three transfers just before that run, so the comparison errs against Ferry.
+/// Downtime runs from the stop on the source until the go-ahead reached the target (the source alone sees it sent).
 /// </summary>
 internal static class MigrationBench
 {
@@ -188,7 +189,8 @@ internal static class MigrationBench
             moved.Completion.GetAwaiter().GetResult();
             result.Process!.Dispose();
             wasi.Dispose();
-            return (report, raw);
+            // Downtime end to end, on the one clock both ends share here: until the target has the go-ahead, not until the source sent it.
+            return (report with { Downtime = Stopwatch.GetElapsedTime(report.StoppedAt, result.ActivatedAt) }, raw);
         }
     }
 }

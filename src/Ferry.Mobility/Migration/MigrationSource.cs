@@ -54,6 +54,7 @@ public sealed class MigrationSource
         var downtime = new Stopwatch();
         long stopFrames = 0;
         long stateBytes = 0;
+        long stoppedAt = 0;
         ulong[]? postCopyFrames = null;
         try
         {
@@ -84,6 +85,7 @@ public sealed class MigrationSource
                     throw new MigrationRefusedException("the process ended before it could be stopped for the move");
                 _process.Hold();
                 downtime.Start();
+                stoppedAt = Stopwatch.GetTimestamp();
                 var memory = Memory;
                 ulong[]? harvested = null;
                 if (memory is not null && memory.DirtyTracking)
@@ -175,7 +177,7 @@ public sealed class MigrationSource
         }
         _stage = MigrationStage.Completed;
         Report();
-        return report with { Total = _total.Elapsed, Downtime = downtime.Elapsed, BytesSent = _channel.BytesSent };
+        return report with { Total = _total.Elapsed, Downtime = downtime.Elapsed, StoppedAt = stoppedAt, BytesSent = _channel.BytesSent };
     }
 
     private async Task AbortAsync(Guid id, string reason)

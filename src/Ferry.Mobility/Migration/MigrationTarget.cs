@@ -29,9 +29,10 @@ public enum TargetOutcome
 
 /// <summary>
 /// The target's account: the outcome, the restored process unless nothing was received, and for post-copy the pager
-/// that fetches the frames still at the source.
+/// that fetches the frames still at the source. <paramref name="ActivatedAt"/>: the <see cref="System.Diagnostics.Stopwatch"/>
+/// timestamp at which the go-ahead arrived (0 when it did not).
 /// </summary>
-public sealed record TargetResult(TargetOutcome Outcome, RestoredProcess? Process, string? Reason, PostCopyPager? Pager, Guid Id = default, MigrationStage FailedAt = MigrationStage.Completed);
+public sealed record TargetResult(TargetOutcome Outcome, RestoredProcess? Process, string? Reason, PostCopyPager? Pager, Guid Id = default, MigrationStage FailedAt = MigrationStage.Completed, long ActivatedAt = 0);
 
 /// <summary>
 /// The target side of a live migration: admits or refuses the offer, receives pre-copy rounds straight into the
@@ -59,6 +60,7 @@ public static class MigrationTarget
         MigrationOffer? offer = null;
         ulong[]? toCome = null;
         long frameCount = 0;
+        long activatedAt = 0;
         try
         {
             var payload = (await channel.ExpectAsync(cancel, MigrationFrame.Offer)).Payload.ToArray();
@@ -146,6 +148,7 @@ public static class MigrationTarget
         try
         {
             var (type, detail) = await channel.ExpectAsync(cancel, MigrationFrame.Activate, MigrationFrame.Abort);
+            activatedAt = System.Diagnostics.Stopwatch.GetTimestamp();
             if (type == MigrationFrame.Abort)
             {
                 // The source never saw the commitment (it failed on its way) and keeps the process: this copy goes.
@@ -169,7 +172,7 @@ public static class MigrationTarget
             return new TargetResult(TargetOutcome.Activated, restored, $"the go-ahead never came; the source confirmed the commitment: {e.Message}", null, offer.Id);
         }
         var pager = toCome is null ? null : PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
-        return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id);
+        return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id, ActivatedAt: activatedAt);
     }
 
     private static async Task<bool?> AskAsync(Func<Guid, Task<bool?>> resolve, Guid id)

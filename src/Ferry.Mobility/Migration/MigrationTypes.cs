@@ -53,8 +53,13 @@ public sealed record MigrationReport
     public required Guid Id { get; init; }
     public required MigrationStrategy Strategy { get; init; }
     public required TimeSpan Total { get; init; }
-    /// <summary>Wall-clock time the process ran nowhere: from its stop on the source to the target's go-ahead.</summary>
+    /// <summary>Wall-clock time the process ran nowhere, as the source sees it: from its stop to the go-ahead's sending.</summary>
     public required TimeSpan Downtime { get; init; }
+    /// <summary>
+    /// <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/> when the process stopped on the source: with the target's
+    /// <see cref="TargetResult.ActivatedAt"/> on the same machine it gives the downtime up to the go-ahead's arrival.
+    /// </summary>
+    public long StoppedAt { get; init; }
     public required long BytesSent { get; init; }
     public required IReadOnlyList<MigrationRound> Rounds { get; init; }
     /// <summary>Frames sent in the stop-and-copy stage (pre-copy's remainder, or everything for stop-and-copy).</summary>
