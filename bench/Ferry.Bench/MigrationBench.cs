@@ -17,7 +17,7 @@ namespace Ferry.Bench;
 /// bounds measured on the same kind of connection in the same run: the raw transfer time of the working set (for
 /// total time) and of the final dirty set plus execution state (for downtime). Each row is the median of several runs
 /// by downtime; the raw rate is the best of three transfers just before that run, so the comparison errs against Ferry.
-/// Downtime runs from the stop on the source until the go-ahead reached the target (the source alone sees it sent).
+/// Downtime runs from the stop on the source until the target, go-ahead received, can run the process.
 /// </summary>
 internal static class MigrationBench
 {
@@ -189,7 +189,7 @@ internal static class MigrationBench
             moved.Completion.GetAwaiter().GetResult();
             result.Process!.Dispose();
             wasi.Dispose();
-            // Downtime end to end, on the one clock both ends share here: until the target has the go-ahead, not until the source sent it.
+            // Downtime end to end, on the one clock both ends share here: until the target can run the process, not until the source sent the go-ahead.
             return (report with { Downtime = Stopwatch.GetElapsedTime(report.StoppedAt, result.ActivatedAt) }, raw);
         }
     }

@@ -230,6 +230,7 @@ public sealed class LiveMigrationTests
                 data.Add(strategy, MigrationFrame.Activate, fault, postCopy ? Survivor.ReportedLost : Survivor.Target);
                 if (postCopy)
                 {
+                    data.Add(strategy, MigrationFrame.Resumed, fault, Survivor.ReportedLost);
                     data.Add(strategy, MigrationFrame.PushEnd, fault, Survivor.TargetOrReportedLost);
                     data.Add(strategy, MigrationFrame.PushAck, fault, Survivor.Target);
                 }

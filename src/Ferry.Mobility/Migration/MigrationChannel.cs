@@ -35,6 +35,8 @@ public enum MigrationFrame : byte
     PushAck = 13,
     /// <summary>Target to source: every frame of this pre-copy round is in place (so a round's time and rate are end to end).</summary>
     RoundAck = 14,
+    /// <summary>Target to source (post-copy): the process runs here; the push may begin without competing with the activation.</summary>
+    Resumed = 15,
 }
 
 /// <summary>A peer that broke the protocol: wrong order, oversized or corrupt frame, unknown type, replayed id.</summary>

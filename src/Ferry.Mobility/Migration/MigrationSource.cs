@@ -166,6 +166,8 @@ public sealed class MigrationSource
             {
                 _stage = MigrationStage.PostCopyPush;
                 var window = Stopwatch.StartNew();
+                // Pushing at once took the CPU the target needed to receive the go-ahead: on 2 cores that doubled the downtime.
+                await _channel.ExpectAsync(cancel, MigrationFrame.Resumed);
                 report = await PushAsync(postCopyFrames, report, cancel);
                 report = report with { SourceDependence = window.Elapsed };
             }

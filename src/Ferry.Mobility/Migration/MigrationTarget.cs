@@ -30,7 +30,7 @@ public enum TargetOutcome
 /// <summary>
 /// The target's account: the outcome, the restored process unless nothing was received, and for post-copy the pager
 /// that fetches the frames still at the source. <paramref name="ActivatedAt"/>: the <see cref="System.Diagnostics.Stopwatch"/>
-/// timestamp at which the go-ahead arrived (0 when it did not).
+/// timestamp at which, the go-ahead received, the process was ready to run here (0 when the go-ahead never came).
 /// </summary>
 public sealed record TargetResult(TargetOutcome Outcome, RestoredProcess? Process, string? Reason, PostCopyPager? Pager, Guid Id = default, MigrationStage FailedAt = MigrationStage.Completed, long ActivatedAt = 0);
 
@@ -60,7 +60,6 @@ public static class MigrationTarget
         MigrationOffer? offer = null;
         ulong[]? toCome = null;
         long frameCount = 0;
-        long activatedAt = 0;
         try
         {
             var payload = (await channel.ExpectAsync(cancel, MigrationFrame.Offer)).Payload.ToArray();
@@ -148,7 +147,6 @@ public static class MigrationTarget
         try
         {
             var (type, detail) = await channel.ExpectAsync(cancel, MigrationFrame.Activate, MigrationFrame.Abort);
-            activatedAt = System.Diagnostics.Stopwatch.GetTimestamp();
             if (type == MigrationFrame.Abort)
             {
                 // The source never saw the commitment (it failed on its way) and keeps the process: this copy goes.
@@ -171,8 +169,20 @@ public static class MigrationTarget
             }
             return new TargetResult(TargetOutcome.Activated, restored, $"the go-ahead never came; the source confirmed the commitment: {e.Message}", null, offer.Id);
         }
-        var pager = toCome is null ? null : PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
-        return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id, ActivatedAt: activatedAt);
+        PostCopyPager? pager = null;
+        if (toCome is not null)
+        {
+            try
+            {
+                await channel.SendAsync(MigrationFrame.Resumed, ReadOnlyMemory<byte>.Empty, cancel);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+            {
+                // Activated without its source: the pager reports the process lost at its first absent frame, as after any later failure.
+            }
+            pager = PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
+        }
+        return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id, ActivatedAt: System.Diagnostics.Stopwatch.GetTimestamp());
     }
 
     private static async Task<bool?> AskAsync(Func<Guid, Task<bool?>> resolve, Guid id)

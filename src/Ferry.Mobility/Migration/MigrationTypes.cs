@@ -57,7 +57,7 @@ public sealed record MigrationReport
     public required TimeSpan Downtime { get; init; }
     /// <summary>
     /// <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/> when the process stopped on the source: with the target's
-    /// <see cref="TargetResult.ActivatedAt"/> on the same machine it gives the downtime up to the go-ahead's arrival.
+    /// <see cref="TargetResult.ActivatedAt"/> on the same machine it gives the downtime until the target could run the process.
     /// </summary>
     public long StoppedAt { get; init; }
     public required long BytesSent { get; init; }
