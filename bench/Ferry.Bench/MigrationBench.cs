@@ -190,10 +190,12 @@ internal static class MigrationBench
             var target = Task.Run(() => MigrationTarget.ReceiveAsync(server.GetStream(),
                 _ => Task.FromResult(Admission.Admit(module)),
                 (image, received) => ProcessSnapshot.Restore(image, Stream.Null, Stream.Null, Stream.Null, _ => bytes, suspendInsteadOfBlocking: true, received)));
-            var report = MigrationSource.MigrateAsync(client.GetStream(), source, new MigrationOptions { Strategy = strategy }).GetAwaiter().GetResult();
+            var migration = Task.Run(() => MigrationSource.MigrateAsync(client.GetStream(), source, new MigrationOptions { Strategy = strategy }));
             var result = target.GetAwaiter().GetResult();
+            // The moved process runs as soon as it is activated: for post-copy, while the source still pushes, faulting on absent frames.
             var moved = SlicedProcess.FromRestored(result.Process!, result.Pager);
             moved.Start();
+            var report = migration.GetAwaiter().GetResult();
             result.Pager?.Completion.GetAwaiter().GetResult();
             moved.GiveUp(Guid.Empty);
             moved.Completion.GetAwaiter().GetResult();
