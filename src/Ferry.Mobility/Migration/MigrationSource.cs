@@ -14,6 +14,7 @@ namespace Ferry.Mobility.Migration;
 /// </summary>
 public sealed class MigrationSource
 {
+    private readonly Stream _connection;
     private readonly MigrationChannel _channel;
     private readonly IMigratableProcess _process;
     private readonly MigrationOptions _options;
@@ -28,6 +29,7 @@ public sealed class MigrationSource
 
     private MigrationSource(Stream connection, IMigratableProcess process, MigrationOptions options, IProgress<MigrationProgress>? progress)
     {
+        _connection = connection;
         _channel = new MigrationChannel(connection);
         _process = process;
         _options = options;
@@ -37,7 +39,8 @@ public sealed class MigrationSource
     /// <summary>
     /// Migrates <paramref name="process"/> to the target at the other end of <paramref name="connection"/>. Returns once
     /// the migration is complete (for post-copy: once every frame is acknowledged); throws <see cref="MigrationAbortedException"/>
-    /// when it did not commit, after the process has been released to run here again.
+    /// when it did not commit, after the process has been released to run here again, and <see cref="MigrationAfterCommitException"/>
+    /// when the connection failed after the commitment, after closing it.
     /// </summary>
     public static Task<MigrationReport> MigrateAsync(Stream connection, IMigratableProcess process, MigrationOptions options, IProgress<MigrationProgress>? progress = null, CancellationToken cancel = default) =>
         new MigrationSource(connection, process, options, progress).RunAsync(cancel);
@@ -51,10 +54,10 @@ public sealed class MigrationSource
     {
         _total.Start();
         var id = Guid.NewGuid();
-        var downtime = new Stopwatch();
         long stopFrames = 0;
         long stateBytes = 0;
         long stoppedAt = 0;
+        var downtime = TimeSpan.Zero;
         ulong[]? postCopyFrames = null;
         try
         {
@@ -84,7 +87,6 @@ public sealed class MigrationSource
                 if (_process.Execution.Status is Ferry.Engine.ExecutionStatus.Finished or Ferry.Engine.ExecutionStatus.Trapped)
                     throw new MigrationRefusedException("the process ended before it could be stopped for the move");
                 _process.Hold();
-                downtime.Start();
                 stoppedAt = Stopwatch.GetTimestamp();
                 var memory = Memory;
                 ulong[]? harvested = null;
@@ -161,7 +163,7 @@ public sealed class MigrationSource
         try
         {
             await _channel.SendAsync(MigrationFrame.Activate, ReadOnlyMemory<byte>.Empty, cancel);
-            downtime.Stop();
+            downtime = Stopwatch.GetElapsedTime(stoppedAt);
             if (postCopyFrames is not null)
             {
                 _stage = MigrationStage.PostCopyPush;
@@ -174,12 +176,14 @@ public sealed class MigrationSource
         }
         catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
-            // Committed: the process is the target's; a failure now is the target's loss, reported, never a rerun here.
+            // Committed: the process is the target's; a failure now is the target's loss, reported, never a rerun here. The
+            // connection is closed, its framing broken: a post-copy target learns at once that no frame will come, not at a fetch timeout.
+            await _connection.DisposeAsync();
             throw new MigrationAfterCommitException(_stage, $"the target committed, then the connection failed in stage {_stage}: {e.Message}", e);
         }
         _stage = MigrationStage.Completed;
         Report();
-        return report with { Total = _total.Elapsed, Downtime = downtime.Elapsed, StoppedAt = stoppedAt, BytesSent = _channel.BytesSent };
+        return report with { Total = _total.Elapsed, Downtime = downtime, StoppedAt = stoppedAt, BytesSent = _channel.BytesSent };
     }
 
     private async Task AbortAsync(Guid id, string reason)
