@@ -93,7 +93,8 @@ public sealed class SnapshotReader(Stream stream)
             code = header.CodeEmbedded
                 ? Section(SectionType.Code, ref lookahead)
                 : moduleByHash(header.ModuleHash) ?? throw new SnapshotFormatException($"the snapshot does not embed its module, and no module with SHA-256 {header.ModuleHash} was found");
-            if (SnapshotWriter.Hash(code) != header.ModuleHash) throw new SnapshotFormatException($"the module's SHA-256 is {SnapshotWriter.Hash(code)}, the snapshot expects {header.ModuleHash}");
+            var hash = SnapshotWriter.Hash(code);
+            if (hash != header.ModuleHash) throw new SnapshotFormatException($"the module's SHA-256 is {hash}, the snapshot expects {header.ModuleHash}");
         }
         var resources = ParseResources(Section(SectionType.Resources, ref lookahead));
         var output = ParseOutput(Section(SectionType.Output, ref lookahead));
