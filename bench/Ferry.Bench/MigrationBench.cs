@@ -16,8 +16,9 @@ namespace Ferry.Bench;
 /// Live migration of a running dirtier over TCP on 127.0.0.1, per working set, write load and strategy, beside the
 /// bounds measured on the same kind of connection in the same run: the raw transfer time of the working set (for
 /// total time) and of the final dirty set plus execution state (for downtime). Each row is the median of several runs
-/// by downtime; the raw rate is the best of three transfers just before that run, so the comparison errs against Ferry.
-/// Downtime runs from the stop on the source until the target, go-ahead received, can run the process. "mem MB/s" is
+/// by downtime; the raw rate is the best of three transfers just before that run, and the downtime bound the best of three
+/// plain transfers of exactly the bytes the stop carried, timed from the first write to the last byte's arrival, just after
+/// that run with the machine otherwise idle (the stop's guest is held too), so the comparison errs against Ferry. Downtime runs from the stop on the source until the target, go-ahead received, can run the process. "mem MB/s" is
 /// the same plain transfer sent from the guest's own memory instead of a hot buffer, for reference: it shows what reading
 /// guest memory costs by itself; the bounds use the stricter hot rate.
 /// </summary>
@@ -59,18 +60,18 @@ internal static class MigrationBench
                 {
                     if (strategies is not null && !strategies.Contains(Name(strategy))) continue;
                     // The median run by downtime: this machine's noise (page faults, neighbours) moves single runs by a factor of three.
-                    var runs = new List<(MigrationReport Report, double Raw, double RawFromMemory)>();
+                    var runs = new List<(MigrationReport Report, double Raw, double RawFromMemory, double StopBound)>();
                     for (var run = 1; run <= repeat; run++)
                     {
                         Console.Error.Write($"bench: dirtier {mib} MiB {load} {strategy}, run {run} of {repeat}: ");
                         runs.Add(Migrate(bytes, mib, arguments, strategy));
-                        var (done, doneRaw, _) = runs[^1];
-                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {DowntimeBound(done, strategy, doneRaw) * 1000:N2} ms");
+                        var (done, _, _, doneBound) = runs[^1];
+                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms");
                     }
                     runs.Sort((a, b) => a.Report.Downtime.CompareTo(b.Report.Downtime));
-                    var (report, raw, rawFromMemory) = runs[runs.Count / 2];
+                    var (report, raw, rawFromMemory, stopBound) = runs[runs.Count / 2];
                     var totalBound = (mib << 20) / raw * 1000;
-                    var downtimeBound = DowntimeBound(report, strategy, raw) * 1000;
+                    var downtimeBound = stopBound * 1000;
                     var dataRate = strategy == MigrationStrategy.StopAndCopy ? report.StopFrames * 4096.0 / report.Downtime.TotalSeconds / 1e6 : double.NaN;
                     Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {rawFromMemory / 1e6,9:N0}");
                     rows.Add(new()
@@ -90,9 +91,9 @@ internal static class MigrationBench
         return 0;
     }
 
-    /// <summary>Seconds to send what the downtime must carry at the raw rate: the execution state, and for stop-copy and pre-copy the final frames.</summary>
-    private static double DowntimeBound(MigrationReport report, MigrationStrategy strategy, double raw) =>
-        (strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid ? report.StateBytes : report.StopFrames * (4.0 + 4096) + report.StateBytes) / raw;
+    /// <summary>Bytes the downtime must carry: the execution state, and for stop-copy and pre-copy the final frames with their numbers.</summary>
+    private static long StopBytes(MigrationReport report, MigrationStrategy strategy) =>
+        strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid ? report.StateBytes : report.StopFrames * (4 + 4096) + report.StateBytes;
 
     private static string Name(MigrationStrategy s) => s switch
     {
@@ -113,6 +114,44 @@ internal static class MigrationBench
         server.NoDelay = true;
         listener.Stop();
         return (client, server);
+    }
+
+    /// <summary>
+    /// Seconds a plain loopback TCP connection takes to carry <paramref name="bytes"/> from a cache-hot buffer in 1 MiB writes,
+    /// best of three: from the first write until the reader, already waiting, has the last byte.
+    /// </summary>
+    private static double RawTime(long bytes)
+    {
+        var best = double.MaxValue;
+        var buffer = new byte[1 << 20];
+        Random.Shared.NextBytes(buffer);
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            var (client, server) = Connection();
+            using (client)
+            using (server)
+            {
+                using var waiting = new ManualResetEventSlim();
+                long arrived = 0;
+                var reader = new Thread(() =>
+                {
+                    var sink = new byte[1 << 20];
+                    var stream = server.GetStream();
+                    long total = 0;
+                    waiting.Set();
+                    while (total < bytes) total += stream.Read(sink);
+                    arrived = Stopwatch.GetTimestamp();
+                });
+                reader.Start();
+                waiting.Wait();
+                var start = Stopwatch.GetTimestamp();
+                var stream = client.GetStream();
+                for (long sent = 0; sent < bytes; sent += buffer.Length) stream.Write(buffer.AsSpan(0, (int)Math.Min(buffer.Length, bytes - sent)));
+                reader.Join();
+                best = Math.Min(best, Stopwatch.GetElapsedTime(start, arrived).TotalSeconds);
+            }
+        }
+        return best;
     }
 
     /// <summary>
@@ -163,7 +202,7 @@ internal static class MigrationBench
     }
 
     /// <summary>One migration, and the raw rate of a plain connection measured just before it, in the same state of the machine.</summary>
-    private static (MigrationReport Report, double Raw, double RawFromMemory) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
+    private static (MigrationReport Report, double Raw, double RawFromMemory, double StopBound) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
     {
         var module = Module.Load(bytes);
         var wasi = new WasiProcess(new WasiConfiguration
@@ -202,7 +241,7 @@ internal static class MigrationBench
             result.Process!.Dispose();
             wasi.Dispose();
             // Downtime end to end, on the one clock both ends share here: until the target can run the process, not until the source sent the go-ahead.
-            return (report with { Downtime = Stopwatch.GetElapsedTime(report.StoppedAt, result.ActivatedAt) }, raw, rawFromMemory);
+            return (report with { Downtime = Stopwatch.GetElapsedTime(report.StoppedAt, result.ActivatedAt) }, raw, rawFromMemory, RawTime(StopBytes(report, strategy)));
         }
     }
 }

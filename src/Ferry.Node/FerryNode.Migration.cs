@@ -267,12 +267,14 @@ public sealed partial class FerryNode
     private sealed class LineProgress(ChannelWriter<string> lines, JsonSerializerOptions json) : IProgress<MigrationProgress>
     {
         private long _last;
+        private int _stage = -1;
 
         public void Report(MigrationProgress value)
         {
             // At most ten lines a second, but every change of stage.
             var now = Environment.TickCount64;
-            if (now - Interlocked.Read(ref _last) < 100 && value.Stage is not (MigrationStage.Completed or MigrationStage.Aborted or MigrationStage.Commitment or MigrationStage.Activation)) return;
+            var changed = Interlocked.Exchange(ref _stage, (int)value.Stage) != (int)value.Stage;
+            if (now - Interlocked.Read(ref _last) < 100 && !changed) return;
             Interlocked.Exchange(ref _last, now);
             lines.TryWrite(JsonSerializer.Serialize(new
             {
@@ -390,6 +392,7 @@ public sealed partial class FerryNode
             offer => Admit(offer, id, source),
             (image, received) => ProcessSnapshot.Restore(image, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray(), suspendInsteadOfBlocking: true, received),
             migration => AskSource(source, migration),
+            stageEntered: CrashIfInjected,
             cancel: _stopping.Token);
         if (result.Process is not { } restored) return;
         var stdio = restored.Wasi.Resources.Entries().Select(e => e.Resource).OfType<StdioResource>().ToList();
@@ -420,9 +423,19 @@ public sealed partial class FerryNode
             }
             catch (PostCopySourceLostException)
             {
-                // The process learns it at its next fault and ends as Lost, with the reason in its output.
+                // The process learns it at its next fault and ends as Lost, with the reason in its output. The output it
+                // wrote before the move went with the source (sent once the push ends): readers stop waiting for it.
+                output.StopAwaitingEarlier();
             }
         }
+    }
+
+    private void CrashIfInjected(MigrationStage stage)
+    {
+        if (stage != _options.CrashAsTargetAt) return;
+        Console.Error.WriteLine($"ferry node {Name}: fault injection: killing this node as a migration enters stage {stage}");
+        // SIGKILL to itself, delivered before the call returns: as abrupt as `kill -9`.
+        System.Diagnostics.Process.GetCurrentProcess().Kill();
     }
 
     private static async Task<byte[]> ReadString(NetworkStream stream, int length, CancellationToken cancel)

@@ -40,6 +40,11 @@ public sealed record NodeOptions
     public TimeSpan DownAfter { get; init; } = TimeSpan.FromSeconds(3);
     /// <summary>TCP port for migration connections, on the API's address; 0 picks a free one (published in GET /v1/node).</summary>
     public int MigrationPort { get; init; }
+    /// <summary>
+    /// Fault injection, for tests of invariant 1 against a real crash: the node kills itself (SIGKILL: no cleanup, no
+    /// goodbye on any connection) when a migration it receives enters this stage. Set by FERRY_CRASH_AS_TARGET_AT.
+    /// </summary>
+    public Ferry.Mobility.Migration.MigrationStage? CrashAsTargetAt { get; init; }
 }
 
 /// <summary>

@@ -11,8 +11,9 @@ using Ferry.Node.Client;
 namespace Ferry.Node.Tests;
 
 /// <summary>
-/// Live migration between real `ferry node` processes when things go wrong: the target node killed mid-migration, and a
-/// peer that speaks the migration protocol wrongly (invariant 1: never lost before commitment, never run twice).
+/// Live migration between real `ferry node` processes when things go wrong: the target node killed mid-migration (from
+/// outside, and by itself at each stage through FERRY_CRASH_AS_TARGET_AT), and a peer that speaks the migration protocol
+/// wrongly (invariant 1: never lost before commitment, never run twice).
 /// </summary>
 public sealed class MigrationFaultSystemTests : IDisposable
 {
@@ -68,6 +69,134 @@ public sealed class MigrationFaultSystemTests : IDisposable
         Assert.Equal(native.ExitCode, exit);
         Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
         Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+    }
+
+    [Fact]
+    public async Task Killing_the_source_node_in_post_copys_window_is_reported_on_the_target_as_a_lost_process()
+    {
+        var (a, _, id) = await StartDirtierOnA();
+        await Task.Delay(300);
+        var pushing = new TaskCompletionSource();
+        // At 2 MB/s the push of 8 MiB takes four seconds: the kill lands inside the window of dependence on the source.
+        var migration = a.Migrate(id, new MigrateRequest("b", "post-copy", BandwidthMBps: 2), line =>
+        {
+            if (line.TryGetProperty("progress", out var progress) && progress.GetProperty("stage").GetString() == nameof(MigrationStage.PostCopyPush)) pushing.TrySetResult();
+        });
+        await pushing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        using var b = _cluster.Client(1);
+        var state = await WaitForState(b, id, s => s is not ("InDoubt" or ""));
+        Assert.NotEqual("Lost", state.GetProperty("state").GetString());
+        _cluster.Nodes[0].Process.Kill();
+        await migration.ContinueWith(_ => { });
+
+        var lost = await WaitForState(b, id, s => s == "Lost");
+        Assert.Contains("post-copy lost its source", lost.GetProperty("error").GetString());
+        var stderr = new MemoryStream();
+        await b.CopyOutput(id, Stream.Null, stderr, follow: true);
+        Assert.Contains("post-copy lost its source", Encoding.UTF8.GetString(stderr.ToArray()));
+    }
+
+    /// <summary>The process as node <paramref name="node"/> describes it, once its state satisfies <paramref name="wanted"/> (within 30 s).</summary>
+    private static async Task<JsonElement> WaitForState(NodeClient node, string id, Func<string, bool> wanted)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var last = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var described = await node.Process(id);
+                last = described.GetProperty("state").GetString() ?? "";
+                if (wanted(last)) return described;
+            }
+            catch (NodeRequestException)
+            {
+                // Not there yet.
+            }
+            await Task.Delay(50);
+        }
+        throw new TimeoutException($"process {id} is still {(last.Length == 0 ? "unknown" : last)}");
+    }
+
+    public static TheoryData<string, MigrationStage> StagesBeforeCommitment()
+    {
+        var data = new TheoryData<string, MigrationStage>();
+        foreach (var strategy in new[] { "stop-copy", "pre-copy", "post-copy", "hybrid" })
+        {
+            data.Add(strategy, MigrationStage.Reservation);
+            if (strategy is "pre-copy" or "hybrid") data.Add(strategy, MigrationStage.IterativePreCopy);
+            data.Add(strategy, MigrationStage.StopAndCopy);
+            data.Add(strategy, MigrationStage.Commitment);
+        }
+        return data;
+    }
+
+    /// <summary>Node a, node b set to kill itself (SIGKILL) when a migration it receives enters <paramref name="stage"/>, and a dirtier on a.</summary>
+    private async Task<(NodeClient A, string Id)> StartDirtierBesideACrashingTarget(MigrationStage stage)
+    {
+        _cluster.Start("a", null);
+        _cluster.Start("b", _cluster.Nodes[0].Address, new Dictionary<string, string> { ["FERRY_CRASH_AS_TARGET_AT"] = stage.ToString() });
+        var a = _a = _cluster.Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        var id = await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null));
+        await Task.Delay(300);
+        return (a, id);
+    }
+
+    [Theory]
+    [MemberData(nameof(StagesBeforeCommitment))]
+    public async Task A_target_node_killed_at_any_stage_before_commitment_leaves_the_process_to_finish_on_the_source(string strategy, MigrationStage stage)
+    {
+        var (a, id) = await StartDirtierBesideACrashingTarget(stage);
+        var last = await a.Migrate(id, new MigrateRequest("b", strategy)).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(_cluster.Nodes[1].Process.WaitForExit(10_000), "node b did not die at the injected stage");
+        Assert.True(last.TryGetProperty("error", out var error), $"the migration did not fail: {last}");
+        Assert.False(last.GetProperty("committed").GetBoolean());
+        Assert.Contains("rolled back", error.GetString());
+        // The source may have written a short image and be waiting for the commitment when the target dies on its first piece.
+        var failedAt = Enum.Parse<MigrationStage>(last.GetProperty("stage").GetString()!);
+        Assert.InRange(failedAt, stage, MigrationStage.Commitment);
+
+        var output = new MemoryStream();
+        var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
+        var native = Native();
+        Assert.Equal(native.ExitCode, exit);
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
+        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+    }
+
+    [Theory]
+    [InlineData("stop-copy")]
+    [InlineData("pre-copy")]
+    [InlineData("post-copy")]
+    [InlineData("hybrid")]
+    public async Task A_target_node_killed_at_activation_takes_the_committed_process_with_it_and_the_source_never_runs_it_again(string strategy)
+    {
+        var (a, id) = await StartDirtierBesideACrashingTarget(MigrationStage.Activation);
+        var last = await a.Migrate(id, new MigrateRequest("b", strategy)).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(_cluster.Nodes[1].Process.WaitForExit(10_000), "node b did not die at activation");
+        if (strategy is "post-copy" or "hybrid")
+        {
+            // The source still served its memory: it learns of the loss, and says so.
+            Assert.True(last.TryGetProperty("error", out _), $"the loss was not reported: {last}");
+            Assert.True(last.GetProperty("committed").GetBoolean());
+        }
+        else
+        {
+            // The go-ahead was the source's last word: the process was the target's, and it died with its node.
+            Assert.True(last.TryGetProperty("report", out _), $"the migration did not commit: {last}");
+        }
+        await Task.Delay(500);
+        var local = await LocalProcesses(0);
+        Assert.DoesNotContain(local.EnumerateArray(), p => p.GetProperty("id").GetString() == id);
+    }
+
+    /// <summary>The processes node <paramref name="index"/> itself holds, not the cluster's view.</summary>
+    private async Task<JsonElement> LocalProcesses(int index)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{_cluster.Nodes[index].Address}") };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(_cluster.KeyFile).Trim());
+        return await http.GetFromJsonAsync<JsonElement>("/v1/processes?scope=local");
     }
 
     public static TheoryData<string, string> BadPeers => new()

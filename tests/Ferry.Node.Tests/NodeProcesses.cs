@@ -21,8 +21,11 @@ public sealed class NodeProcesses : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>Starts node <paramref name="name"/>, joining through <paramref name="join"/> (with the first node's key) unless null.</summary>
-    public void Start(string name, string? join)
+    /// <summary>
+    /// Starts node <paramref name="name"/>, joining through <paramref name="join"/> (with the first node's key) unless null,
+    /// with <paramref name="environment"/> added to its environment.
+    /// </summary>
+    public void Start(string name, string? join, IReadOnlyDictionary<string, string>? environment = null)
     {
         var address = $"127.0.0.1:{FreePort()}";
         var start = new ProcessStartInfo("dotnet")
@@ -31,6 +34,7 @@ public sealed class NodeProcesses : IDisposable
             RedirectStandardOutput = true,
         };
         if (join is not null) foreach (var argument in new[] { "--join", join, "--key-file", KeyFile }) start.ArgumentList.Add(argument);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
         Assert.StartsWith($"ferry node {name} listening on", process.StandardOutput.ReadLine());
         Nodes.Add((name, address, process));

@@ -26,8 +26,17 @@ internal static class NodeCommands
             var seed = result.GetValue(join);
             var key = NodeClient.ResolveKey(result.GetValue(keyFile));
             if (seed is not null && string.IsNullOrEmpty(key)) return ProcessRunner.Fail(ExitCodes.Usage, "--join needs the cluster key: --key-file FIRST-NODE-DATA/cluster.key or FERRY_KEY");
+            var crashAt = Environment.GetEnvironmentVariable("FERRY_CRASH_AS_TARGET_AT");
+            Ferry.Mobility.Migration.MigrationStage? crashStage = null;
+            if (!string.IsNullOrEmpty(crashAt))
+            {
+                if (!Enum.TryParse<Ferry.Mobility.Migration.MigrationStage>(crashAt, out var parsed) || !Enum.IsDefined(parsed))
+                    return ProcessRunner.Fail(ExitCodes.Usage, $"FERRY_CRASH_AS_TARGET_AT={crashAt}: expected a migration stage ({string.Join(", ", Enum.GetNames<Ferry.Mobility.Migration.MigrationStage>())})");
+                crashStage = parsed;
+            }
             var options = new NodeOptions
             {
+                CrashAsTargetAt = crashStage,
                 Join = seed,
                 Key = seed is null ? null : key,
                 Name = nodeName,

@@ -49,9 +49,14 @@ public static class MigrationTarget
     /// Asked, by migration id, when the target committed but the go-ahead never came: true if the source recorded the
     /// commitment (the process is the target's), false if it aborted (discard), null if it cannot tell (stay in doubt).
     /// </param>
+    /// <param name="stageEntered">
+    /// Told as this side enters each stage: Reservation (an offer came), IterativePreCopy (the first round's frames),
+    /// StopAndCopy (the first piece of the image: the source has stopped the process), Commitment (the image is complete,
+    /// not yet restored), Activation (the go-ahead came). For progress displays, and for fault injection at a stage.
+    /// </param>
     public static async Task<TargetResult> ReceiveAsync(Stream connection, Func<MigrationOffer, Task<Admission>> admit,
         Func<Stream, ReceivedSegments, RestoredProcess> restore, Func<Guid, Task<bool?>>? resolveInDoubt = null,
-        MigrationOptions? options = null, CancellationToken cancel = default)
+        MigrationOptions? options = null, Action<MigrationStage>? stageEntered = null, CancellationToken cancel = default)
     {
         options ??= new MigrationOptions();
         var channel = new MigrationChannel(connection);
@@ -67,6 +72,7 @@ public static class MigrationTarget
             var strategy = (MigrationStrategy)payload[52];
             if (!Enum.IsDefined(strategy)) throw new MigrationProtocolException($"unknown strategy {payload[52]}");
             offer = new MigrationOffer(new Guid(payload.AsSpan(0, 16)), Convert.ToHexStringLower(payload.AsSpan(16, 32)), BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(48)), strategy);
+            stageEntered?.Invoke(MigrationStage.Reservation);
             var admission = await admit(offer);
             if (admission.Module is not { } module)
             {
@@ -92,6 +98,7 @@ public static class MigrationTarget
 
             stage = strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid ? MigrationStage.IterativePreCopy : MigrationStage.StopAndCopy;
             var image = new MemoryStream();
+            var framesBefore = false;
             while (true)
             {
                 var (type, piece) = await channel.ExpectAsync(cancel, MigrationFrame.Frames, MigrationFrame.RoundEnd, MigrationFrame.Image, MigrationFrame.ImageEnd, MigrationFrame.Abort);
@@ -106,6 +113,8 @@ public static class MigrationTarget
                 {
                     if (memory is null) throw new MigrationProtocolException("memory frames for a module without memory");
                     if (image.Length > 0 || strategy == MigrationStrategy.PostCopy) throw new MigrationProtocolException($"memory frames out of order: {strategy} sends none {(image.Length > 0 ? "after the image has begun" : "before activation")}");
+                    if (!framesBefore && stage == MigrationStage.IterativePreCopy) stageEntered?.Invoke(stage);
+                    framesBefore = true;
                     FrameBatch.Apply(piece.Span, memory, null);
                 }
                 if (type == MigrationFrame.RoundEnd)
@@ -116,12 +125,14 @@ public static class MigrationTarget
                 }
                 if (type == MigrationFrame.Image)
                 {
+                    if (image.Length == 0) stageEntered?.Invoke(MigrationStage.StopAndCopy);
                     stage = MigrationStage.StopAndCopy;
                     if (image.Length + piece.Length > MaxImageBytes) throw new MigrationProtocolException($"the process image exceeds {MaxImageBytes} bytes");
                     image.Write(piece.Span);
                 }
             }
             stage = MigrationStage.Commitment;
+            stageEntered?.Invoke(stage);
             image.Position = 0;
             try
             {
@@ -153,6 +164,7 @@ public static class MigrationTarget
                 restored.Dispose();
                 return new TargetResult(TargetOutcome.NotReceived, null, $"the source aborted after the commitment was sent: {Encoding.UTF8.GetString(detail.Span)}", null, offer.Id, MigrationStage.Commitment);
             }
+            stageEntered?.Invoke(MigrationStage.Activation);
         }
         catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
