@@ -81,10 +81,16 @@ public static class ProcessSnapshot
     /// For live migration: the module, already loaded, and the linear memory received ahead of the snapshot (created
     /// by the store for the module's memory type); the snapshot's frames, if any, go on top of what it holds.
     /// </param>
-    public static RestoredProcess Restore(Stream stream, Stream stdin, Stream stdout, Stream stderr, Func<string, byte[]?> moduleByHash, bool suspendInsteadOfBlocking = false, ReceivedSegments? received = null)
+    /// <param name="refuseResources">
+    /// The host's sandbox policy: given the resource segment, why this host will not grant it (a directory it does not
+    /// allow, a listening socket), or null. Asked before any file, directory or socket is opened; a refusal is a <see cref="RestoreException"/>.
+    /// </param>
+    public static RestoredProcess Restore(Stream stream, Stream stdin, Stream stdout, Stream stderr, Func<string, byte[]?> moduleByHash, bool suspendInsteadOfBlocking = false,
+        ReceivedSegments? received = null, Func<ResourceSegment, string?>? refuseResources = null)
     {
         var reader = new SnapshotReader(stream);
         var snapshot = reader.ReadState(moduleByHash, received?.Module.Hash);
+        if (refuseResources?.Invoke(snapshot.Resources) is { } refusal) throw new RestoreException($"this host will not grant the process's resources: {refusal}");
         Module module;
         if (received is not null && received.Module.Hash == snapshot.Header.ModuleHash)
         {

@@ -8,6 +8,7 @@ using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 using Ferry.Mobility;
+using Ferry.Mobility.Hosting;
 using Ferry.Mobility.Migration;
 using Ferry.Node.Cluster;
 using Ferry.Node.Processes;
@@ -46,6 +47,22 @@ public sealed partial class FerryNode
         _migrationListener = new TcpListener(address, _options.MigrationPort);
         _migrationListener.Start();
         _ = Task.Run(AcceptMigrationsAsync);
+        _warmUp = Task.Run(WarmUpAsync);
+    }
+
+    private Task _warmUp = Task.CompletedTask;
+
+    /// <summary>Compiles both sides of a migration before the first real one (see <see cref="MigrationWarmUp"/>); a failure costs only that.</summary>
+    private async Task WarmUpAsync()
+    {
+        try
+        {
+            await MigrationWarmUp.RunAsync(_stopping.Token);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or MigrationAbortedException or MigrationAfterCommitException)
+        {
+            if (!_stopping.IsCancellationRequested) Console.Error.WriteLine($"ferry node {Name}: the migration warm-up failed, so the first migration will be slower: {e.Message}");
+        }
     }
 
     private void StopMigrationListener()
@@ -390,7 +407,7 @@ public sealed partial class FerryNode
         var output = new OutputLog(_options.OutputRetentionBytes);
         var result = await MigrationTarget.ReceiveAsync(stream,
             offer => Admit(offer, id, source),
-            (image, received) => ProcessSnapshot.Restore(image, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray(), suspendInsteadOfBlocking: true, received),
+            (image, received) => ProcessSnapshot.Restore(image, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray(), suspendInsteadOfBlocking: true, received, RefusedResources),
             migration => AskSource(source, migration),
             stageEntered: CrashIfInjected,
             cancel: _stopping.Token);

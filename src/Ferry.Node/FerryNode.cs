@@ -182,7 +182,7 @@ public sealed partial class FerryNode : IAsyncDisposable
                 Ferry.Mobility.RestoredProcess restored;
                 using (var stream = File.OpenRead(file))
                 {
-                    restored = Ferry.Mobility.ProcessSnapshot.Restore(stream, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray(), suspendInsteadOfBlocking: true);
+                    restored = Ferry.Mobility.ProcessSnapshot.Restore(stream, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray(), suspendInsteadOfBlocking: true, refuseResources: RefusedResources);
                 }
                 var process = new HostedProcess(id, restored.Module, restored.Instance, restored.Wasi.Configuration.Arguments.Skip(1).ToList(), restored.Execution, restored.Wasi, output);
                 _processes[id] = process;
@@ -447,10 +447,29 @@ public sealed partial class FerryNode : IAsyncDisposable
         var host = separator < 0 ? specification : specification[..separator];
         var guest = separator < 0 ? host : specification[(separator + 2)..];
         var full = Path.GetFullPath(Path.IsPathRooted(host) ? host : Path.Combine(_filesDirectory, host));
+        return IsAllowedDirectory(full) && Directory.Exists(full) && guest.Length > 0 ? new Preopen(full, guest) : null;
+    }
+
+    /// <summary>Whether processes here may preopen <paramref name="full"/>: its data directory's files/ and its allow-list.</summary>
+    private bool IsAllowedDirectory(string full)
+    {
         static bool Under(string path, string root) =>
             path == root || path.StartsWith(root.EndsWith('/') ? root : root + "/", StringComparison.Ordinal);
-        var allowed = Under(full, _filesDirectory) || _options.AllowedDirectories.Any(d => Under(full, Path.GetFullPath(d)));
-        return allowed && Directory.Exists(full) && guest.Length > 0 ? new Preopen(full, guest) : null;
+        return Under(full, _filesDirectory) || _options.AllowedDirectories.Any(d => Under(full, Path.GetFullPath(d)));
+    }
+
+    /// <summary>
+    /// The sandbox policy for a process restored here (moved in, or saved before a restart): what it would have been
+    /// refused at submission is refused now, so a peer cannot widen it. Null when every resource is granted.
+    /// </summary>
+    private string? RefusedResources(Ferry.Mobility.Snapshots.ResourceSegment resources)
+    {
+        foreach (var preopen in resources.Preopens)
+        {
+            if (!Path.IsPathRooted(preopen.HostPath) || !IsAllowedDirectory(Path.GetFullPath(preopen.HostPath)))
+                return $"the directory {preopen.HostPath} is outside node {Name}'s allowed directories (its data directory's files/ and its allow-list)";
+        }
+        return resources.Listeners.Count > 0 ? $"node {Name} grants processes no listening sockets, and this one holds {resources.Listeners.Count}" : null;
     }
 
     private async Task<IResult> Submit(SubmitRequest request)
@@ -525,6 +544,7 @@ public sealed partial class FerryNode : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         StopMigrationListener();
+        await _warmUp;
         await SaveRunningAsync();
         await Cluster.DisposeAsync();
         _peers.Dispose();

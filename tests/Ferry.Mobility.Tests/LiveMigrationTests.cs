@@ -156,6 +156,10 @@ public sealed class LiveMigrationTests
     }
 
     [Fact]
+    public async Task The_warm_up_moves_its_writing_process_to_this_host_once_with_every_strategy() =>
+        Assert.Equal(Enum.GetValues<MigrationStrategy>().Length, await MigrationWarmUp.RunAsync().WaitAsync(TimeSpan.FromSeconds(60)));
+
+    [Fact]
     public async Task Pre_copy_round_zero_skips_zero_frames_and_later_rounds_send_only_what_was_dirtied()
     {
         var console = new MemoryStream();

@@ -118,6 +118,37 @@ public sealed class MigrationFaultSystemTests : IDisposable
         throw new TimeoutException($"process {id} is still {(last.Length == 0 ? "unknown" : last)}");
     }
 
+    [Fact]
+    public async Task A_process_holding_a_directory_the_target_does_not_allow_is_refused_there_and_finishes_on_the_source()
+    {
+        var onlyA = Directory.CreateTempSubdirectory("ferry-only-a-");
+        try
+        {
+            _cluster.Start("a", null, arguments: ["--allow-dir", onlyA.FullName]);
+            _cluster.Start("b", _cluster.Nodes[0].Address);
+            var a = _a = _cluster.Client(0);
+            var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+            var id = await a.Submit(new SubmitRequest(hash, [.. Arguments], null, [$"{onlyA.FullName}::/data"]));
+            await Task.Delay(300);
+
+            // A peer cannot widen the sandbox: b grants what it would have granted at submission, and no more.
+            var last = await a.Migrate(id, new MigrateRequest("b", "pre-copy"));
+            Assert.True(last.TryGetProperty("error", out var error), $"the migration did not fail: {last}");
+            Assert.False(last.GetProperty("committed").GetBoolean());
+            Assert.Contains($"the directory {onlyA.FullName} is outside node b's allowed directories", error.GetString());
+
+            var output = new MemoryStream();
+            var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
+            Assert.Equal(Native().ExitCode, exit);
+            Assert.Equal(Native().Text, Encoding.UTF8.GetString(output.ToArray()));
+            Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+        }
+        finally
+        {
+            onlyA.Delete(recursive: true);
+        }
+    }
+
     public static TheoryData<string, MigrationStage> StagesBeforeCommitment()
     {
         var data = new TheoryData<string, MigrationStage>();

@@ -47,23 +47,66 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         return report;
     }
 
-    public static TheoryData<string, string[]> Guests => new()
+    /// <summary>Every terminating guest of guests/ (echo_server serves until its clients go; demo needs `ferry demo`'s host function).</summary>
+    public static TheoryData<string, string[], string?> Guests => new()
     {
-        { "hello", [] },
-        { "args_env", ["one", "two"] },
-        { "dirtier", ["--mib", "2", "--iterations", "200", "--writes-per-iteration", "500", "--report", "20"] },
-        { "programs/fib", [] },
-        { "programs/sieve", [] },
+        { "hello", [], null },
+        { "args_env", ["one", "two"], null },
+        { "clock_random", [], null },
+        { "dirtier", ["--mib", "2", "--iterations", "200", "--writes-per-iteration", "500", "--report", "20"], null },
+        // With a preopened directory in the shared file system: open files and directories move with their offsets.
+        { "files", ["/data"], "empty" },
+        { "io", ["read", "/data/blob"], "blob" },
+        { "query", ["/data/sales.csv", "north"], "sales" },
+        { "escape", ["/data"], "tree" },
+        { "programs/fib", [], null },
+        { "programs/hashtable", [], null },
+        { "programs/loops", [], null },
+        { "programs/matmul", [], null },
+        { "programs/memcpy", [], null },
+        { "programs/quicksort", [], null },
+        { "programs/sieve", [], null },
     };
+
+    private int _runs;
+
+    /// <summary>A fresh directory for one run under the nodes' shared directory, as the guest expects it, preopened as /data.</summary>
+    private List<string>? RunDirectory(string? contents)
+    {
+        if (contents is null) return null;
+        var run = Directory.CreateDirectory(Path.Combine(_cluster.SharedDirectory, $"run-{++_runs}")).FullName;
+        switch (contents)
+        {
+            case "blob":
+                var bytes = new byte[3 << 20];
+                new Random(7).NextBytes(bytes);
+                File.WriteAllBytes(Path.Combine(run, "blob"), bytes);
+                break;
+            case "sales":
+                var random = new Random(11);
+                string[] regions = ["north", "south", "east", "west"];
+                File.WriteAllLines(Path.Combine(run, "sales.csv"), Enumerable.Range(1, 20_000).Select(i => $"{i},{regions[random.Next(4)]},{random.Next(1, 100_000)}"));
+                break;
+            case "tree":
+                Directory.CreateDirectory(Path.Combine(run, "sub"));
+                Directory.CreateDirectory(Path.Combine(run, "d"));
+                File.WriteAllText(Path.Combine(run, "inside.txt"), "hi");
+                File.WriteAllText(run + "-outside.txt", "secret");
+                File.CreateSymbolicLink(Path.Combine(run, "link-absolute"), run + "-outside.txt");
+                File.CreateSymbolicLink(Path.Combine(run, "link-up"), "..");
+                break;
+        }
+        return [$"{run}::/data"];
+    }
 
     [Theory]
     [MemberData(nameof(Guests))]
-    public async Task Each_guest_moved_twice_in_one_run_with_each_strategy_gives_the_uninterrupted_output(string guest, string[] arguments)
+    public async Task Each_guest_moved_twice_in_one_run_with_each_strategy_gives_the_uninterrupted_output(string guest, string[] arguments, string? directory)
     {
         StartCluster();
         using var a = Client(0);
         var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm(guest)));
-        var reference = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null));
+        var reference = await a.Submit(new SubmitRequest(hash, [.. arguments], null, RunDirectory(directory)));
         var expected = new MemoryStream();
         var expectedExit = await a.CopyOutput(reference, expected, Stream.Null, follow: true);
         var total = (await a.Process(reference)).GetProperty("instructions").GetInt64();
@@ -72,7 +115,7 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         foreach (var strategy in Strategies)
         {
             // Stop at a third of the run, move to b, run another third, move to c, finish there; read it all through a.
-            var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null, StopAfter: total / 3));
+            var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, RunDirectory(directory), StopAfter: total / 3));
             await WaitFor(a, id, "Stopped");
             await Migrate(a, id, "b", strategy);
             await a.Continue(id, total / 3);
