@@ -462,11 +462,12 @@ public sealed partial class FerryNode
         return bytes;
     }
 
-    /// <summary>Stage 2 on the target: a migration id once only, the code present or pulled (and checked against its hash).</summary>
+    /// <summary>Stage 2 on the target: a migration id once only, resources this node grants, the code present or pulled (and checked against its hash).</summary>
     private async Task<Admission> Admit(MigrationOffer offer, string id, string source)
     {
         if (!_admitted.TryAdd(offer.Id, 0)) return Admission.Refuse($"replayed migration id {offer.Id}");
         if (_processes.TryGetValue(id, out var existing) && !existing.Ended) return Admission.Refuse($"process {id} already runs here");
+        if (RefusedResources(offer.Directories, offer.Listeners) is { } denied) return Admission.Refuse($"this host will not grant the process's resources: {denied}");
         var module = Code.Get(offer.ModuleHash);
         if (module is null)
         {

@@ -462,14 +462,17 @@ public sealed partial class FerryNode : IAsyncDisposable
     /// The sandbox policy for a process restored here (moved in, or saved before a restart): what it would have been
     /// refused at submission is refused now, so a peer cannot widen it. Null when every resource is granted.
     /// </summary>
-    private string? RefusedResources(Ferry.Mobility.Snapshots.ResourceSegment resources)
+    private string? RefusedResources(Ferry.Mobility.Snapshots.ResourceSegment resources) =>
+        RefusedResources(resources.Preopens.Select(p => p.HostPath), resources.Listeners.Count);
+
+    private string? RefusedResources(IEnumerable<string> directories, int listeners)
     {
-        foreach (var preopen in resources.Preopens)
+        foreach (var directory in directories)
         {
-            if (!Path.IsPathRooted(preopen.HostPath) || !IsAllowedDirectory(Path.GetFullPath(preopen.HostPath)))
-                return $"the directory {preopen.HostPath} is outside node {Name}'s allowed directories (its data directory's files/ and its allow-list)";
+            if (!Path.IsPathRooted(directory) || !IsAllowedDirectory(Path.GetFullPath(directory)))
+                return $"the directory {directory} is outside node {Name}'s allowed directories (its data directory's files/ and its allow-list)";
         }
-        return resources.Listeners.Count > 0 ? $"node {Name} grants processes no listening sockets, and this one holds {resources.Listeners.Count}" : null;
+        return listeners > 0 ? $"node {Name} grants processes no listening sockets, and this one holds {listeners}" : null;
     }
 
     private async Task<IResult> Submit(SubmitRequest request)

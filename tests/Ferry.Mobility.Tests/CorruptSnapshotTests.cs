@@ -119,6 +119,24 @@ public sealed class CorruptSnapshotTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_host_policy_that_will_not_grant_the_snapshots_directory_refuses_the_restore_and_one_that_will_restores_it()
+    {
+        var (good, module) = Capture();
+        var asked = new List<string>();
+        var refused = Assert.Throws<RestoreException>(() => ProcessSnapshot.Restore(new MemoryStream(good), Stream.Null, Stream.Null, Stream.Null, _ => module,
+            refuseResources: resources =>
+            {
+                asked.AddRange(resources.Preopens.Select(p => p.HostPath));
+                return "not this directory";
+            }));
+        Assert.Equal([_directory.FullName], asked);
+        Assert.Contains("this host will not grant the process's resources: not this directory", refused.Message);
+
+        using var restored = ProcessSnapshot.Restore(new MemoryStream(good), Stream.Null, Stream.Null, Stream.Null, _ => module, refuseResources: _ => null);
+        Assert.Equal(_directory.FullName, Assert.Single(restored.Wasi.Configuration.Preopens).HostPath);
+    }
+
+    [Fact]
     public void A_module_the_reader_already_holds_is_not_fetched_again_while_any_other_is_fetched_and_checked()
     {
         var (good, module) = Capture();

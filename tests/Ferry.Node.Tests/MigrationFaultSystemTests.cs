@@ -136,6 +136,8 @@ public sealed class MigrationFaultSystemTests : IDisposable
             Assert.True(last.TryGetProperty("error", out var error), $"the migration did not fail: {last}");
             Assert.False(last.GetProperty("committed").GetBoolean());
             Assert.Contains($"the directory {onlyA.FullName} is outside node b's allowed directories", error.GetString());
+            // Refused as it is offered, before any memory moves.
+            Assert.Equal(nameof(MigrationStage.Reservation), last.GetProperty("stage").GetString());
 
             var output = new MemoryStream();
             var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
@@ -277,7 +279,8 @@ public sealed class MigrationFaultSystemTests : IDisposable
         var migration = Guid.Parse(last.GetProperty("report").GetProperty("id").GetString()!);
 
         using var peer = await Connect(1);
-        var offer = new byte[53];
+        // The fixed part, then the resources it needs: no directory, no listener.
+        var offer = new byte[53 + 2 + 2];
         migration.TryWriteBytes(offer);
         Convert.FromHexString(hash).CopyTo(offer, 16);
         offer[52] = (byte)MigrationStrategy.StopAndCopy;

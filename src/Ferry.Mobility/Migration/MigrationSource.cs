@@ -63,12 +63,7 @@ public sealed class MigrationSource
         {
             _stage = MigrationStage.Reservation;
             Report();
-            var offer = new byte[16 + 32 + 4 + 1];
-            id.TryWriteBytes(offer);
-            Convert.FromHexString(_process.Module.Hash).CopyTo(offer, 16);
-            BinaryPrimitives.WriteUInt32LittleEndian(offer.AsSpan(48), Memory?.Pages ?? 0);
-            offer[52] = (byte)_options.Strategy;
-            await _channel.SendAsync(MigrationFrame.Offer, offer, cancel);
+            await _channel.SendAsync(MigrationFrame.Offer, Offer(id), cancel);
             var (answer, reason) = await _channel.ExpectAsync(cancel, MigrationFrame.Admit, MigrationFrame.Refuse);
             if (answer == MigrationFrame.Refuse) throw new MigrationRefusedException($"the target refused the process: {Encoding.UTF8.GetString(reason.Span)}");
 
@@ -185,6 +180,29 @@ public sealed class MigrationSource
         _stage = MigrationStage.Completed;
         Report();
         return report with { Total = _total.Elapsed, Downtime = downtime, StoppedAt = stoppedAt, BytesSent = _channel.BytesSent };
+    }
+
+    /// <summary>Stage 2's offer: id, module hash, memory pages, strategy, then the resources the target must grant.</summary>
+    private byte[] Offer(Guid id)
+    {
+        var configuration = _process.Wasi.Configuration;
+        var directories = configuration.Preopens.Select(p => Encoding.UTF8.GetBytes(p.HostPath)).ToList();
+        var offer = new byte[MigrationTarget.OfferFixedBytes + 2 + directories.Sum(d => 2 + d.Length) + 2];
+        id.TryWriteBytes(offer);
+        Convert.FromHexString(_process.Module.Hash).CopyTo(offer, 16);
+        BinaryPrimitives.WriteUInt32LittleEndian(offer.AsSpan(48), Memory?.Pages ?? 0);
+        offer[52] = (byte)_options.Strategy;
+        var at = MigrationTarget.OfferFixedBytes;
+        BinaryPrimitives.WriteUInt16LittleEndian(offer.AsSpan(at), (ushort)directories.Count);
+        at += 2;
+        foreach (var directory in directories)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(offer.AsSpan(at), (ushort)directory.Length);
+            directory.CopyTo(offer, at + 2);
+            at += 2 + directory.Length;
+        }
+        BinaryPrimitives.WriteUInt16LittleEndian(offer.AsSpan(at), (ushort)configuration.Listeners.Count);
+        return offer;
     }
 
     private async Task AbortAsync(Guid id, string reason)

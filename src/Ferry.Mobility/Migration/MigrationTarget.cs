@@ -7,8 +7,12 @@ using Ferry.Wasm;
 
 namespace Ferry.Mobility.Migration;
 
-/// <summary>What the source offers in stage 2 (reservation).</summary>
-public sealed record MigrationOffer(Guid Id, string ModuleHash, uint MemoryPages, MigrationStrategy Strategy);
+/// <summary>
+/// What the source offers in stage 2 (reservation): besides the code and memory size, the resources the process will
+/// ask the target to grant (its preopened host directories, its listening sockets), so that a target refuses at once
+/// what it would refuse only after the whole memory had moved. The image's resource segment is checked again at restore.
+/// </summary>
+public sealed record MigrationOffer(Guid Id, string ModuleHash, uint MemoryPages, MigrationStrategy Strategy, IReadOnlyList<string> Directories, int Listeners);
 
 /// <summary>The target's answer to an offer: the loaded module to admit it with, or the reason it is refused.</summary>
 public sealed record Admission(Module? Module, string? Refusal)
@@ -68,10 +72,11 @@ public static class MigrationTarget
         try
         {
             var payload = (await channel.ExpectAsync(cancel, MigrationFrame.Offer)).Payload.ToArray();
-            if (payload.Length != 53) throw new MigrationProtocolException($"an offer of {payload.Length} bytes");
+            if (payload.Length < OfferFixedBytes + 4) throw new MigrationProtocolException($"an offer of {payload.Length} bytes");
             var strategy = (MigrationStrategy)payload[52];
             if (!Enum.IsDefined(strategy)) throw new MigrationProtocolException($"unknown strategy {payload[52]}");
-            offer = new MigrationOffer(new Guid(payload.AsSpan(0, 16)), Convert.ToHexStringLower(payload.AsSpan(16, 32)), BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(48)), strategy);
+            var (directories, listeners) = ParseResourceNeeds(payload.AsSpan(OfferFixedBytes));
+            offer = new MigrationOffer(new Guid(payload.AsSpan(0, 16)), Convert.ToHexStringLower(payload.AsSpan(16, 32)), BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(48)), strategy, directories, listeners);
             stageEntered?.Invoke(MigrationStage.Reservation);
             var admission = await admit(offer);
             if (admission.Module is not { } module)
@@ -195,6 +200,27 @@ public static class MigrationTarget
             pager = PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
         }
         return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id, ActivatedAt: System.Diagnostics.Stopwatch.GetTimestamp());
+    }
+
+    /// <summary>Migration id, module hash, memory pages and strategy: the offer's part before the resources it needs.</summary>
+    internal const int OfferFixedBytes = 16 + 32 + 4 + 1;
+
+    /// <summary>The offer's resource needs: u16 directory count, each a u16 length and UTF-8 host path, then u16 listener count.</summary>
+    private static (List<string> Directories, int Listeners) ParseResourceNeeds(ReadOnlySpan<byte> needs)
+    {
+        var directories = new List<string>();
+        var count = BinaryPrimitives.ReadUInt16LittleEndian(needs);
+        var at = 2;
+        for (var i = 0; i < count; i++)
+        {
+            if (needs.Length < at + 2) throw new MigrationProtocolException("an offer cut short in its directories");
+            var length = BinaryPrimitives.ReadUInt16LittleEndian(needs[at..]);
+            if (needs.Length < at + 2 + length) throw new MigrationProtocolException("an offer cut short in its directories");
+            directories.Add(Encoding.UTF8.GetString(needs.Slice(at + 2, length)));
+            at += 2 + length;
+        }
+        if (needs.Length != at + 2) throw new MigrationProtocolException($"an offer whose resource needs take {needs.Length - at} bytes after its directories, not 2");
+        return (directories, BinaryPrimitives.ReadUInt16LittleEndian(needs[at..]));
     }
 
     private static async Task<bool?> AskAsync(Func<Guid, Task<bool?>> resolve, Guid id)
