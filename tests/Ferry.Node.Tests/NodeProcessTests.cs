@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Ferry.Tests.Shared;
 
 namespace Ferry.Node.Tests;
@@ -14,14 +12,15 @@ public sealed class NodeProcessTests : IDisposable
 
     public NodeProcessTests()
     {
-        var port = FreePort();
-        _address = $"127.0.0.1:{port}";
+        // Port 0: the node binds a free port itself and says which.
         _node = Process.Start(new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", "b", "--listen", _address, "--data", _data.FullName },
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", "b", "--listen", "127.0.0.1:0", "--data", _data.FullName },
             RedirectStandardOutput = true,
         })!;
-        Assert.StartsWith("ferry node b listening on", _node.StandardOutput.ReadLine());
+        var banner = _node.StandardOutput.ReadLine();
+        Assert.StartsWith("ferry node b listening on http://", banner);
+        _address = new Uri(banner!.Split(' ')[5].TrimEnd(';')).Authority;
     }
 
     public void Dispose()
@@ -32,12 +31,6 @@ public sealed class NodeProcessTests : IDisposable
         _data.Delete(true);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private Guests.Result Ferry(params string[] arguments) =>
         Guests.Ferry([.. arguments.Take(1), "--node", _address, "--key-file", Path.Combine(_data.FullName, FerryNode.KeyFileName), .. arguments.Skip(1)]);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using Ferry.Node.Client;
 
 namespace Ferry.Node.Tests;
@@ -17,30 +16,25 @@ public sealed class NodeProcesses : IDisposable
     /// <summary>The cluster key, created by the first node started.</summary>
     public string KeyFile => Path.Combine(_root.FullName, Nodes[0].Name, FerryNode.KeyFileName);
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     /// <summary>
     /// Starts node <paramref name="name"/>, joining through <paramref name="join"/> (with the first node's key) unless null,
     /// with <paramref name="environment"/> added to its environment and <paramref name="arguments"/> to its command line.
     /// </summary>
     public void Start(string name, string? join, IReadOnlyDictionary<string, string>? environment = null, IEnumerable<string>? arguments = null)
     {
-        var address = $"127.0.0.1:{FreePort()}";
         var start = new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", name, "--listen", address, "--data", Path.Combine(_root.FullName, name), "--allow-dir", SharedDirectory },
+            // Port 0: the node binds a free port itself and says which (a port found free beforehand could be taken before the node bound it).
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", name, "--listen", "127.0.0.1:0", "--data", Path.Combine(_root.FullName, name), "--allow-dir", SharedDirectory },
             RedirectStandardOutput = true,
         };
         if (join is not null) foreach (var argument in new[] { "--join", join, "--key-file", KeyFile }) start.ArgumentList.Add(argument);
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         foreach (var argument in arguments ?? []) start.ArgumentList.Add(argument);
         var process = Process.Start(start)!;
-        Assert.StartsWith($"ferry node {name} listening on", process.StandardOutput.ReadLine());
+        var banner = process.StandardOutput.ReadLine();
+        Assert.StartsWith($"ferry node {name} listening on http://", banner);
+        var address = new Uri(banner!.Split(' ')[5].TrimEnd(';')).Authority;
         Nodes.Add((name, address, process));
     }
 

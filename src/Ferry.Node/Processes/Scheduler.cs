@@ -138,10 +138,11 @@ public sealed class Scheduler : IDisposable
         var delay = wakeAt - DateTime.UtcNow;
         var wake = new CancellationTokenSource();
         process.Parked = wake;
+        // Not disposed: a Wake racing with the end of the delay may still cancel it (a disposed one threw, and the
+        // exception escaped an aborted migration's rollback); without a timer it holds nothing to release.
         Task.Delay(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, wake.Token).ContinueWith(_ =>
         {
             process.Parked = null;
-            wake.Dispose();
             Enqueue(process);
         }, TaskScheduler.Default);
     }
