@@ -48,6 +48,17 @@ public sealed class MigrationFaultSystemTests : IDisposable
     private static Ferry.Tests.Shared.Guests.Result Native() =>
         Ferry.Tests.Shared.Guests.Run(new System.Diagnostics.ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), Arguments));
 
+    /// <summary>The process runs to its end on node a, with the output and exit code of a native run: nothing lost, nothing twice.</summary>
+    private static async Task AssertFinishesOnA(NodeClient a, string id)
+    {
+        var output = new MemoryStream();
+        var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
+        var native = Native();
+        Assert.Equal(native.ExitCode, exit);
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
+        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+    }
+
     [Fact]
     public async Task Killing_the_target_node_during_pre_copy_aborts_and_the_process_finishes_on_the_source()
     {
@@ -63,12 +74,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
         Assert.Equal("IterativePreCopy", last.GetProperty("stage").GetString());
         Assert.Contains("rolled back", error.GetString());
 
-        var output = new MemoryStream();
-        var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
-        var native = Native();
-        Assert.Equal(native.ExitCode, exit);
-        Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
-        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+        await AssertFinishesOnA(a, id);
     }
 
     [Fact]
@@ -139,11 +145,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
             // Refused as it is offered, before any memory moves.
             Assert.Equal(nameof(MigrationStage.Reservation), last.GetProperty("stage").GetString());
 
-            var output = new MemoryStream();
-            var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
-            Assert.Equal(Native().ExitCode, exit);
-            Assert.Equal(Native().Text, Encoding.UTF8.GetString(output.ToArray()));
-            Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+            await AssertFinishesOnA(a, id);
         }
         finally
         {
@@ -190,12 +192,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
         var failedAt = Enum.Parse<MigrationStage>(last.GetProperty("stage").GetString()!);
         Assert.InRange(failedAt, stage, MigrationStage.Commitment);
 
-        var output = new MemoryStream();
-        var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
-        var native = Native();
-        Assert.Equal(native.ExitCode, exit);
-        Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
-        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+        await AssertFinishesOnA(a, id);
     }
 
     [Theory]
