@@ -47,9 +47,11 @@ public sealed partial class FerryNode
         _migrationListener = new TcpListener(address, _options.MigrationPort);
         _migrationListener.Start();
         _ = Task.Run(AcceptMigrationsAsync);
-        _warmUp = Task.Run(WarmUpAsync);
+        // Compiled code belongs to the process: in-process clusters (`ferry demo`, tests) warm up once, with the first node.
+        if (Interlocked.Exchange(ref _warmUpStarted, 1) == 0) _warmUp = Task.Run(WarmUpAsync);
     }
 
+    private static int _warmUpStarted;
     private Task _warmUp = Task.CompletedTask;
 
     /// <summary>Compiles both sides of a migration before the first real one (see <see cref="MigrationWarmUp"/>); a failure costs only that.</summary>
