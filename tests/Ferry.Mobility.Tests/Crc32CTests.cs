@@ -13,11 +13,17 @@ public sealed class Crc32CTests
     [Theory]
     [InlineData(0)]
     [InlineData(7)]
+    [InlineData(2 * 1024 - 1)]
+    [InlineData(2 * 1024)]
+    [InlineData(4096)]
+    [InlineData(4096 + 4 * 256)]
     [InlineData(16 * 1024 - 1)]
     [InlineData(16 * 1024)]
     [InlineData(16 * 1024 + 13)]
     [InlineData(1 << 20)]
     [InlineData((1 << 20) + 4 + 5)]
+    [InlineData(3 * (64 << 10) + 8)]
+    [InlineData(3 * (64 << 10) + 24)]
     public void LongInputsSplitIntoLanesGiveTheBitwiseDefinitionsValue(int length)
     {
         var data = new byte[length];

@@ -199,6 +199,65 @@ public sealed class LiveMigrationTests
         Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
     }
 
+    public static TheoryData<string> StopSequences => ["image, frames, end", "image after the frames", "frame beyond the image"];
+
+    /// <summary>
+    /// A scripted source: the stop sends the image first and the final frames after it, so that the target restores while
+    /// they arrive; the frames land, over the socket straight into memory, in the restored process. An image piece after
+    /// the frames, or a frame beyond the image's pages, is refused with the reason.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(StopSequences))]
+    public async Task The_final_frames_follow_the_image_into_the_restored_process_and_nothing_may_follow_them(string sequence)
+    {
+        var (module, instance, execution, wasi) = Instantiate(Stream.Null);
+        var pages = instance.Memory!.Pages;
+        var image = new MemoryStream();
+        ProcessSnapshot.Capture(image, module, instance, execution, wasi, embedCode: false, memoryFrames: false);
+        using var target = Listen(Stream.Null, new Dictionary<Guid, bool>());
+        var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
+        var offer = new byte[53 + 2 + 2];
+        Guid.NewGuid().TryWriteBytes(offer);
+        Convert.FromHexString(module.Hash).CopyTo(offer, 16);
+        BitConverter.TryWriteBytes(offer.AsSpan(48), pages);
+        offer[52] = (byte)MigrationStrategy.StopAndCopy;
+        await channel.SendAsync(MigrationFrame.Offer, offer);
+        Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync()).Type);
+
+        var frame = sequence == "frame beyond the image" ? pages * 16L : 3;
+        var contents = new byte[4096];
+        new Random(7).NextBytes(contents);
+        var frames = new byte[8 + 4096];
+        BitConverter.TryWriteBytes(frames.AsSpan(0), 1u);
+        BitConverter.TryWriteBytes(frames.AsSpan(4), (uint)frame);
+        contents.CopyTo(frames, 8);
+        await channel.SendAsync(MigrationFrame.Image, image.ToArray());
+        await channel.SendAsync(MigrationFrame.Frames, frames);
+        await channel.SendAsync(sequence == "image after the frames" ? MigrationFrame.Image : MigrationFrame.ImageEnd, sequence == "image after the frames" ? image.ToArray() : []);
+
+        var (answer, reason) = await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var text = Encoding.UTF8.GetString(reason.Span);
+        switch (sequence)
+        {
+            case "image, frames, end":
+                Assert.True(answer == MigrationFrame.Committed, $"{answer}: {text}");
+                await channel.SendAsync(MigrationFrame.Activate, ReadOnlyMemory<byte>.Empty);
+                var result = await target.Result;
+                Assert.Equal(TargetOutcome.Activated, result.Outcome);
+                Assert.Equal(contents, result.Process!.Instance.Memory!.Frame(3).ToArray());
+                return;
+            case "image after the frames":
+                Assert.Equal(MigrationFrame.Abort, answer);
+                Assert.Contains("a piece of the image after the final frames began", text);
+                break;
+            default:
+                Assert.Equal(MigrationFrame.Abort, answer);
+                Assert.Contains($"frame {frame} lies beyond the {pages} pages of the image", text);
+                break;
+        }
+        Assert.Equal(TargetOutcome.NotReceived, (await target.Result).Outcome);
+    }
+
     /// <summary>Where the process must end up when a fault hits a frame: before commitment the source, after it the target.</summary>
     public enum Survivor
     {

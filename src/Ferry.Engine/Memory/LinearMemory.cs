@@ -189,6 +189,18 @@ public sealed unsafe class LinearMemory
     }
 
     /// <summary>
+    /// A frame's bytes, marked present, for a receive straight into memory (a migration target's scattered socket read):
+    /// only while no guest runs on this memory and it does not grow, since the segment outlives any lock.
+    /// </summary>
+    public ArraySegment<byte> FrameToReceive(long frame)
+    {
+        var bytes = _bytes;
+        if (frame < 0 || (frame + 1) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(frame));
+        Present.Set(frame);
+        return new ArraySegment<byte>(bytes, (int)(frame << FrameShift), FrameSize);
+    }
+
+    /// <summary>
     /// Has the operating system back every frame now, so that filling them later (a migration target receiving frames)
     /// pays no page fault per frame; an atomic OR of zero into each frame, so it is harmless to a running guest.
     /// </summary>

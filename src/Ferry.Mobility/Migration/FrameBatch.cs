@@ -8,13 +8,14 @@ namespace Ferry.Mobility.Migration;
 /// bytes), then the 4096 bytes of each other frame in the same order. Numbers come first so that the bytes of adjacent
 /// frames stay adjacent: while the guest is held they go out straight from its memory, uncopied.
 /// </summary>
-internal sealed class FrameBatch
+internal sealed class FrameBatch(bool gathered)
 {
     public const int MaxFrames = 256;
     private const uint ZeroFlag = 0x8000_0000;
 
-    // A run of adjacent frames shorter than this is copied: a write per frame would cost more than the copy.
-    private const int MinRunInPlace = 8;
+    // Over a gathered write every frame may stay in place; otherwise a run shorter than 8 frames is copied, as a write per
+    // frame would cost more than the copy.
+    private readonly int _minRunInPlace = gathered ? 1 : 8;
 
     private readonly byte[] _numbers = new byte[4 + MaxFrames * 4];
     private readonly byte[] _copies = new byte[MaxFrames * LinearMemory.FrameSize];
@@ -76,7 +77,7 @@ internal sealed class FrameBatch
     private void CloseRun()
     {
         if (_runMemory is null) return;
-        if (_runLength >= MinRunInPlace)
+        if (_runLength >= _minRunInPlace)
         {
             CloseCopies();
             _pieces.Add(_runMemory.FramesAsMemory(_runStart, _runLength));
@@ -103,23 +104,30 @@ internal sealed class FrameBatch
         _runMemory = null;
     }
 
-    /// <summary>Applies a received payload to <paramref name="memory"/>, growing it for frames beyond its end; calls <paramref name="arrived"/> per frame.</summary>
+    /// <summary>The length of a Frames message's count and numbers, checked against the message's <paramref name="length"/>.</summary>
+    public static int HeadLength(uint count, int length)
+    {
+        if (count > MaxFrames) throw new MigrationProtocolException($"a Frames message of {count} frames exceeds the limit of {MaxFrames}");
+        if (length < 4 + count * 4) throw new MigrationProtocolException("a Frames message is cut short");
+        return 4 + (int)count * 4;
+    }
+
+    /// <summary>
+    /// Applies a received payload to <paramref name="memory"/>, with <paramref name="growing"/> growing it for frames beyond
+    /// its end (a pre-copy round after the guest grew its memory); calls <paramref name="arrived"/> per frame.
+    /// </summary>
     /// <remarks>With <paramref name="onlyAbsent"/> (post-copy) a frame already present is a protocol error: the guest may have written it since.</remarks>
-    public static void Apply(ReadOnlySpan<byte> payload, LinearMemory memory, Action<long>? arrived, bool onlyAbsent = false)
+    public static void Apply(ReadOnlySpan<byte> payload, LinearMemory memory, Action<long>? arrived, bool onlyAbsent = false, bool growing = true)
     {
         if (payload.Length < 4) throw new MigrationProtocolException("a Frames message without its count");
-        var count = BinaryPrimitives.ReadUInt32LittleEndian(payload);
-        if (count > MaxFrames) throw new MigrationProtocolException($"a Frames message of {count} frames exceeds the limit of {MaxFrames}");
-        if (payload.Length < 4 + count * 4) throw new MigrationProtocolException("a Frames message is cut short");
-        var numbers = payload.Slice(4, (int)count * 4);
-        var data = payload[(4 + (int)count * 4)..];
-        for (var i = 0; i < count; i++)
+        var headLength = HeadLength(BinaryPrimitives.ReadUInt32LittleEndian(payload), payload.Length);
+        var numbers = payload[4..headLength];
+        var data = payload[headLength..];
+        GrowFor(numbers, memory, growing);
+        for (var i = 0; i < numbers.Length; i += 4)
         {
-            var word = BinaryPrimitives.ReadUInt32LittleEndian(numbers[(i * 4)..]);
+            var word = BinaryPrimitives.ReadUInt32LittleEndian(numbers[i..]);
             long frame = word & ~ZeroFlag;
-            if (frame >= (long)memory.MaxPages * LinearMemory.FramesPerPage) throw new MigrationProtocolException($"frame {frame} lies beyond the memory's maximum of {memory.MaxPages} pages");
-            if (frame >= memory.FrameCount && memory.Grow((uint)(frame / LinearMemory.FramesPerPage + 1 - memory.Pages)) < 0)
-                throw new MigrationProtocolException($"memory cannot grow to hold frame {frame}");
             if (onlyAbsent && memory.Present.Get(frame)) throw new MigrationProtocolException($"frame {frame} arrived although it is present: a frame is sent once");
             if ((word & ZeroFlag) != 0)
             {
@@ -134,6 +142,49 @@ internal sealed class FrameBatch
             arrived?.Invoke(frame);
         }
         if (data.Length != 0) throw new MigrationProtocolException("a Frames message has bytes after its last frame");
+    }
+
+    /// <summary>Checks every frame number of a message, and grows the memory once to hold the last (when <paramref name="growing"/>).</summary>
+    private static void GrowFor(ReadOnlySpan<byte> numbers, LinearMemory memory, bool growing)
+    {
+        long highest = -1;
+        for (var i = 0; i < numbers.Length; i += 4)
+        {
+            long frame = BinaryPrimitives.ReadUInt32LittleEndian(numbers[i..]) & ~ZeroFlag;
+            if (frame >= (long)memory.MaxPages * LinearMemory.FramesPerPage) throw new MigrationProtocolException($"frame {frame} lies beyond the memory's maximum of {memory.MaxPages} pages");
+            highest = Math.Max(highest, frame);
+        }
+        if (highest < memory.FrameCount) return;
+        if (!growing) throw new MigrationProtocolException($"frame {highest} lies beyond the {memory.Pages} pages of the image");
+        if (memory.Grow((uint)(highest / LinearMemory.FramesPerPage + 1 - memory.Pages)) < 0) throw new MigrationProtocolException($"memory cannot grow to hold frame {highest}");
+    }
+
+    /// <summary>
+    /// Where a target's Frames messages go when read straight from a socket into its memory: a target before activation,
+    /// whose memory no guest runs on, so a message that then fails its checksum has only written memory that is discarded.
+    /// </summary>
+    internal sealed class Placement(LinearMemory memory)
+    {
+        private readonly List<ArraySegment<byte>> _destinations = [];
+
+        /// <summary>Whether a frame beyond the memory's end grows it (pre-copy rounds) or is refused (after the image is restored).</summary>
+        public bool Growing { get; set; } = true;
+
+        /// <summary>Checks a message's count and numbers, zeroes its all-zero frames, and returns where each other frame's bytes go, in order.</summary>
+        public IReadOnlyList<ArraySegment<byte>> Place(ReadOnlySpan<byte> head)
+        {
+            var numbers = head[4..];
+            GrowFor(numbers, memory, Growing);
+            _destinations.Clear();
+            for (var i = 0; i < numbers.Length; i += 4)
+            {
+                var word = BinaryPrimitives.ReadUInt32LittleEndian(numbers[i..]);
+                long frame = word & ~ZeroFlag;
+                if ((word & ZeroFlag) != 0) memory.WriteFrame(frame, ZeroFrame);
+                else _destinations.Add(memory.FrameToReceive(frame));
+            }
+            return _destinations;
+        }
     }
 
     private static readonly byte[] ZeroFrame = new byte[LinearMemory.FrameSize];

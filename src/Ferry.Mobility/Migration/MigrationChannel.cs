@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Ferry.Mobility.Snapshots;
 
 namespace Ferry.Mobility.Migration;
@@ -53,6 +55,14 @@ public sealed class MigrationChannel(Stream stream)
     /// <summary>Bytes written so far, frame overhead included.</summary>
     public long BytesSent => Interlocked.Read(ref _sent);
 
+    /// <summary>
+    /// Whether a frame's pieces go out in one gathered write (over a socket: sendmsg with one buffer per piece), so that
+    /// a piece costs neither a copy nor a write of its own.
+    /// </summary>
+    public bool GathersPieces => _socket is not null;
+
+    private readonly Socket? _socket = (stream as NetworkStream)?.Socket;
+    private readonly List<ArraySegment<byte>> _gather = [];
     private long _sent;
 
     /// <summary>Sends one frame whose payload is the concatenation of <paramref name="pieces"/>, each written as it is.</summary>
@@ -71,10 +81,17 @@ public sealed class MigrationChannel(Stream stream)
         BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), (int)length);
         var trailer = new byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc.Value);
-        await stream.WriteAsync(header, cancel);
-        foreach (var piece in pieces) await stream.WriteAsync(piece, cancel);
-        await stream.WriteAsync(trailer, cancel);
-        await stream.FlushAsync(cancel);
+        if (_socket is not null && Gather(header, pieces, trailer))
+        {
+            await SendGatheredAsync(_socket, 9 + length, cancel);
+        }
+        else
+        {
+            await stream.WriteAsync(header, cancel);
+            foreach (var piece in pieces) await stream.WriteAsync(piece, cancel);
+            await stream.WriteAsync(trailer, cancel);
+            await stream.FlushAsync(cancel);
+        }
         Interlocked.Add(ref _sent, 9 + length);
     }
 
@@ -106,6 +123,38 @@ public sealed class MigrationChannel(Stream stream)
         }
     }
 
+    /// <summary>Lists header, pieces and trailer for one gathered write; false if a piece is not an array's (it is written on its own then).</summary>
+    private bool Gather(byte[] header, IReadOnlyList<ReadOnlyMemory<byte>> pieces, byte[] trailer)
+    {
+        _gather.Clear();
+        _gather.Add(header);
+        foreach (var piece in pieces)
+        {
+            if (!MemoryMarshal.TryGetArray(piece, out var segment)) return false;
+            if (segment.Count > 0) _gather.Add(segment);
+        }
+        _gather.Add(trailer);
+        return true;
+    }
+
+    /// <summary>Sends <see cref="_gather"/>, <paramref name="total"/> bytes, resuming after a partial send.</summary>
+    private async Task SendGatheredAsync(Socket socket, long total, CancellationToken cancel)
+    {
+        while (true)
+        {
+            var sent = await socket.SendAsync(_gather, SocketFlags.None).WaitAsync(cancel);
+            total -= sent;
+            if (total <= 0) return;
+            if (sent == 0) throw new IOException("the connection accepted no more bytes");
+            while (sent >= _gather[0].Count)
+            {
+                sent -= _gather[0].Count;
+                _gather.RemoveAt(0);
+            }
+            _gather[0] = _gather[0][sent..];
+        }
+    }
+
     /// <summary>Sends an Abort with <paramref name="reason"/> if the peer still listens (within a second); a dead connection is not an error here.</summary>
     public async Task TryAbortAsync(string reason)
     {
@@ -122,27 +171,90 @@ public sealed class MigrationChannel(Stream stream)
     /// <summary>Receives the next frame. Its payload lives in a buffer this channel reuses: consume it before the next receive.</summary>
     public async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload)> ReceiveAsync(CancellationToken cancel = default)
     {
+        var (type, payload, _) = await ReceiveAsync(null, null, cancel);
+        return (type, payload);
+    }
+
+    /// <summary>
+    /// Receives the next frame, telling <paramref name="headerRead"/> its type before its payload is read; with
+    /// <paramref name="placement"/>, over a socket, a Frames message's frames are read straight into place (Placed: the
+    /// payload is then only the count and numbers). Its payload lives in a buffer this channel reuses.
+    /// </summary>
+    private async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload, bool Placed)> ReceiveAsync(FrameBatch.Placement? placement, Action<MigrationFrame>? headerRead, CancellationToken cancel)
+    {
         var header = _header;
         await ReadExactly(header, cancel);
         var type = (MigrationFrame)header[0];
         if (!Enum.IsDefined(type)) throw new MigrationProtocolException($"unknown frame type {header[0]}");
         var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(1));
         if (length < 0 || length > MaxPayload) throw new MigrationProtocolException($"{type} frame of {length} bytes exceeds the limit of {MaxPayload}");
+        headerRead?.Invoke(type);
         if (_receive.Length < length + 4) _receive = new byte[Math.Max(length + 4, Math.Min(MaxPayload + 4, _receive.Length * 2))];
+        if (type == MigrationFrame.Frames && placement is not null && _socket is not null) return (type, await ReceivePlacedAsync(placement, _socket, length, cancel), true);
         var payload = _receive.AsMemory(0, length);
         await ReadExactly(_receive.AsMemory(0, length + 4), cancel);
         if (BinaryPrimitives.ReadUInt32LittleEndian(_receive.AsSpan(length)) != Crc32C.Of(payload.Span)) throw new MigrationProtocolException($"{type} frame fails its checksum");
-        return (type, payload);
+        return (type, payload, false);
+    }
+
+    /// <summary>
+    /// A Frames message of <paramref name="length"/> bytes whose frames go straight into place by one scattered read (no copy
+    /// through a buffer); the checksum is verified once they have landed. Returns the count and numbers.
+    /// </summary>
+    private async Task<ReadOnlyMemory<byte>> ReceivePlacedAsync(FrameBatch.Placement placement, Socket socket, int length, CancellationToken cancel)
+    {
+        if (length < 4) throw new MigrationProtocolException("a Frames message without its count");
+        await ReadExactly(_receive.AsMemory(0, 4), cancel);
+        var headLength = FrameBatch.HeadLength(BinaryPrimitives.ReadUInt32LittleEndian(_receive), length);
+        await ReadExactly(_receive.AsMemory(4, headLength - 4), cancel);
+        var head = _receive.AsMemory(0, headLength);
+        var destinations = placement.Place(head.Span);
+        if (headLength + (long)destinations.Count * Ferry.Engine.Memory.LinearMemory.FrameSize != length)
+            throw new MigrationProtocolException($"a Frames message of {length} bytes does not hold its {destinations.Count} frames");
+        _scatter.Clear();
+        _scatter.AddRange(destinations);
+        for (long left = length - headLength; left > 0;)
+        {
+            var received = await socket.ReceiveAsync(_scatter, SocketFlags.None).WaitAsync(cancel);
+            if (received == 0) throw new MigrationProtocolException("the connection closed in the middle of a migration");
+            left -= received;
+            while (_scatter.Count > 0 && received >= _scatter[0].Count)
+            {
+                received -= _scatter[0].Count;
+                _scatter.RemoveAt(0);
+            }
+            if (received > 0) _scatter[0] = _scatter[0][received..];
+        }
+        var crc = new Crc32C();
+        crc.Append(head.Span);
+        foreach (var destination in destinations) crc.Append(destination);
+        await ReadExactly(_trailer, cancel);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(_trailer) != crc.Value) throw new MigrationProtocolException("Frames frame fails its checksum");
+        return head;
     }
 
     private const int CombineLimit = 64 << 10;
     private readonly byte[] _header = new byte[5];
+    private readonly byte[] _trailer = new byte[4];
+    private readonly List<ArraySegment<byte>> _scatter = [];
     private byte[] _receive = new byte[4096];
 
     /// <summary>Receives a frame that must be one of <paramref name="expected"/> (its payload valid until the next receive).</summary>
     public async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload)> ExpectAsync(CancellationToken cancel, params MigrationFrame[] expected)
     {
-        var frame = await ReceiveAsync(cancel);
+        var (type, payload, _) = await ExpectAsync(null, null, cancel, expected);
+        return (type, payload);
+    }
+
+    /// <summary>
+    /// Receives a frame that must be one of <paramref name="expected"/>, telling <paramref name="headerRead"/> its type first;
+    /// a Frames message's frames may go straight into place through <paramref name="placement"/> (Placed), else they are
+    /// in the payload (valid until the next receive).
+    /// </summary>
+    internal async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload, bool Placed)> ExpectAsync(FrameBatch.Placement? placement, Action<MigrationFrame>? headerRead,
+        CancellationToken cancel, params MigrationFrame[] expected)
+    {
+        var frame = await ReceiveAsync(placement, headerRead, cancel);
         if (frame.Type == MigrationFrame.Abort && Array.IndexOf(expected, MigrationFrame.Abort) < 0)
             throw new MigrationProtocolException($"the peer abandoned the migration: {System.Text.Encoding.UTF8.GetString(frame.Payload.Span)}");
         if (Array.IndexOf(expected, frame.Type) < 0) throw new MigrationProtocolException($"expected {string.Join(" or ", expected)}, received {frame.Type}");

@@ -21,7 +21,7 @@ public sealed class MigrationSource
     private readonly IProgress<MigrationProgress>? _progress;
     private readonly Stopwatch _total = new();
     private readonly List<MigrationRound> _rounds = [];
-    private readonly FrameBatch _batch = new();
+    private readonly FrameBatch _batch;
     private MigrationStage _stage = MigrationStage.PreMigration;
     private double _rate;
     private long _zeroSkipped;
@@ -31,6 +31,7 @@ public sealed class MigrationSource
     {
         _connection = connection;
         _channel = new MigrationChannel(connection);
+        _batch = new FrameBatch(_channel.GathersPieces);
         _process = process;
         _options = options;
         _progress = progress;
@@ -95,6 +96,12 @@ public sealed class MigrationSource
             }, cancel);
             _process.Throttle(1);
             stateBytes = image.Length;
+            // The image before the final frames: the target restores the process while they are still on their way.
+            var bytes = image.GetBuffer().AsMemory(0, (int)image.Length);
+            for (var at = 0; at < bytes.Length; at += FrameBatch.MaxFrames * LinearMemory.FrameSize)
+            {
+                await _channel.SendAsync(MigrationFrame.Image, bytes.Slice(at, Math.Min(FrameBatch.MaxFrames * LinearMemory.FrameSize, bytes.Length - at)), cancel);
+            }
 
             switch (_options.Strategy)
             {
@@ -117,11 +124,6 @@ public sealed class MigrationSource
                     break;
             }
 
-            var bytes = image.GetBuffer().AsMemory(0, (int)image.Length);
-            for (var at = 0; at < bytes.Length; at += FrameBatch.MaxFrames * LinearMemory.FrameSize)
-            {
-                await _channel.SendAsync(MigrationFrame.Image, bytes.Slice(at, Math.Min(FrameBatch.MaxFrames * LinearMemory.FrameSize, bytes.Length - at)), cancel);
-            }
             await _channel.SendAsync(MigrationFrame.ImageEnd, postCopyFrames is null ? ReadOnlyMemory<byte>.Empty : Bitmap(postCopyFrames, frameCount), cancel);
 
             _stage = MigrationStage.Commitment;

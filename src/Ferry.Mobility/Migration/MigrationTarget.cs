@@ -55,8 +55,8 @@ public static class MigrationTarget
     /// </param>
     /// <param name="stageEntered">
     /// Told as this side enters each stage: Reservation (an offer came), IterativePreCopy (the first round's frames),
-    /// StopAndCopy (the first piece of the image: the source has stopped the process), Commitment (the image is complete,
-    /// not yet restored), Activation (the go-ahead came). For progress displays, and for fault injection at a stage.
+    /// StopAndCopy (the first piece of the image: the source has stopped the process), Commitment (the image and the final
+    /// frames are in, Committed not yet sent), Activation (the go-ahead came). For progress displays, and for fault injection at a stage.
     /// </param>
     public static async Task<TargetResult> ReceiveAsync(Stream connection, Func<MigrationOffer, Task<Admission>> admit,
         Func<Stream, ReceivedSegments, RestoredProcess> restore, Func<Guid, Task<bool?>>? resolveInDoubt = null,
@@ -104,9 +104,19 @@ public static class MigrationTarget
             stage = strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid ? MigrationStage.IterativePreCopy : MigrationStage.StopAndCopy;
             var image = new MemoryStream();
             var framesBefore = false;
+            // No guest runs on this memory before activation: frames go from the socket straight into it.
+            var placement = memory is null ? null : new FrameBatch.Placement(memory);
+            void HeaderRead(MigrationFrame type)
+            {
+                // The final frames follow the complete image: the process is restored while they arrive, not after, and
+                // before the first of them lands, so that they fit the memory the image describes.
+                if (type == MigrationFrame.Frames && image.Length > 0 && restored is null && strategy is MigrationStrategy.StopAndCopy or MigrationStrategy.PreCopy)
+                    restored = Restore(image, restore, module, store, memory);
+                if (placement is not null) placement.Growing = restored is null;
+            }
             while (true)
             {
-                var (type, piece) = await channel.ExpectAsync(cancel, MigrationFrame.Frames, MigrationFrame.RoundEnd, MigrationFrame.Image, MigrationFrame.ImageEnd, MigrationFrame.Abort);
+                var (type, piece, placed) = await channel.ExpectAsync(placement, HeaderRead, cancel, MigrationFrame.Frames, MigrationFrame.RoundEnd, MigrationFrame.Image, MigrationFrame.ImageEnd, MigrationFrame.Abort);
                 if (type == MigrationFrame.Abort) return new TargetResult(TargetOutcome.NotReceived, null, $"the source abandoned the migration: {Encoding.UTF8.GetString(piece.Span)}", null, offer.Id, stage);
                 if (type == MigrationFrame.ImageEnd)
                 {
@@ -117,10 +127,11 @@ public static class MigrationTarget
                 if (type == MigrationFrame.Frames)
                 {
                     if (memory is null) throw new MigrationProtocolException("memory frames for a module without memory");
-                    if (image.Length > 0 || strategy == MigrationStrategy.PostCopy) throw new MigrationProtocolException($"memory frames out of order: {strategy} sends none {(image.Length > 0 ? "after the image has begun" : "before activation")}");
+                    if (strategy is MigrationStrategy.PostCopy || strategy is MigrationStrategy.Hybrid && image.Length > 0)
+                        throw new MigrationProtocolException($"memory frames out of order: {strategy} sends none {(image.Length > 0 ? "after the image" : "before activation")}");
                     if (!framesBefore && stage == MigrationStage.IterativePreCopy) stageEntered?.Invoke(stage);
                     framesBefore = true;
-                    FrameBatch.Apply(piece.Span, memory, null);
+                    if (!placed) FrameBatch.Apply(piece.Span, memory, null, growing: restored is null);
                 }
                 if (type == MigrationFrame.RoundEnd)
                 {
@@ -130,6 +141,7 @@ public static class MigrationTarget
                 }
                 if (type == MigrationFrame.Image)
                 {
+                    if (restored is not null) throw new MigrationProtocolException("a piece of the image after the final frames began");
                     if (image.Length == 0) stageEntered?.Invoke(MigrationStage.StopAndCopy);
                     stage = MigrationStage.StopAndCopy;
                     if (image.Length + piece.Length > MaxImageBytes) throw new MigrationProtocolException($"the process image exceeds {MaxImageBytes} bytes");
@@ -138,26 +150,16 @@ public static class MigrationTarget
             }
             stage = MigrationStage.Commitment;
             stageEntered?.Invoke(stage);
-            image.Position = 0;
-            try
-            {
-                restored = restore(image, new ReceivedSegments(module, store, memory));
-                if (toCome is not null) PrepareAbsentFrames(restored, frameCount, toCome);
-            }
-            catch (Exception e) when (e is SnapshotFormatException or RestoreException or MigrationProtocolException)
-            {
-                restored?.Dispose();
-                restored = null;
-                await channel.TryAbortAsync(e.Message);
-                return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer.Id, stage);
-            }
+            restored ??= Restore(image, restore, module, store, memory);
+            if (toCome is not null) PrepareAbsentFrames(restored, frameCount, toCome);
             await channel.SendAsync(MigrationFrame.Committed, ReadOnlyMemory<byte>.Empty, cancel);
         }
-        catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException
+                                   or SnapshotFormatException or RestoreException)
         {
             restored?.Dispose();
-            // A peer that broke the protocol is told why, if it still listens.
-            if (e is MigrationProtocolException) await channel.TryAbortAsync(e.Message);
+            // A peer that broke the protocol, or whose image does not restore here, is told why, if it still listens.
+            if (e is MigrationProtocolException or SnapshotFormatException or RestoreException) await channel.TryAbortAsync(e.Message);
             return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer?.Id ?? default, stage);
         }
         try
@@ -200,6 +202,13 @@ public static class MigrationTarget
             pager = PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
         }
         return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id, ActivatedAt: System.Diagnostics.Stopwatch.GetTimestamp());
+    }
+
+    /// <summary>Rebuilds the process from the complete image into the segments received so far (throwing on a bad image).</summary>
+    private static RestoredProcess Restore(MemoryStream image, Func<Stream, ReceivedSegments, RestoredProcess> restore, Module module, Store store, LinearMemory? memory)
+    {
+        image.Position = 0;
+        return restore(image, new ReceivedSegments(module, store, memory));
     }
 
     /// <summary>Migration id, module hash, memory pages and strategy: the offer's part before the resources it needs.</summary>

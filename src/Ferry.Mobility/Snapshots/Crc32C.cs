@@ -1,5 +1,6 @@
-using System.Buffers.Binary;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Ferry.Mobility.Snapshots;
 
@@ -8,8 +9,12 @@ public struct Crc32C
 {
     // The polynomial, bit-reflected as the CRC instruction uses it.
     private const uint Polynomial = 0x82F63B78;
-    // From this length on, three independent lanes keep the CRC unit busy (one lane waits on each result).
-    private const int LaneThreshold = 16 << 10;
+    // From this length on, three independent lanes keep the CRC unit busy (one lane waits on each result): a 4 KiB
+    // memory frame, the piece a gathered Frames message checksums, takes 0.7 µs in one lane.
+    private const int LaneThreshold = 2 << 10;
+    // Lanes up to this long keep their shift constant, so that joining them costs two multiplications, not a squaring chain.
+    private const int MaxCachedLane = 64 << 10;
+    private static readonly uint[] LaneShifts = new uint[(MaxCachedLane >> 3) + 1];
 
     private uint _state = ~0u;
 
@@ -28,36 +33,48 @@ public struct Crc32C
         return crc.Value;
     }
 
+    // Optimized at once: a migration's first frames must not be checksummed by tier-0 code, 8 times slower.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static uint OneLane(uint state, ReadOnlySpan<byte> data)
     {
-        while (data.Length >= 8)
-        {
-            state = BitOperations.Crc32C(state, BinaryPrimitives.ReadUInt64LittleEndian(data));
-            data = data[8..];
-        }
-        foreach (var b in data) state = BitOperations.Crc32C(state, b);
+        ref var start = ref MemoryMarshal.GetReference(data);
+        var whole = data.Length & ~7;
+        for (var at = 0; at < whole; at += 8) state = BitOperations.Crc32C(state, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, at)));
+        foreach (var b in data[whole..]) state = BitOperations.Crc32C(state, b);
         return state;
     }
 
     /// <summary>
-    /// Three thirds at once, then joined: the register is linear, so register(s, A‖B) = register(s, A)·x^(8|B|) ⊕ register(0, B).
+    /// Three equal lanes at once, joined, then the rest: the register is linear, so register(s, A‖B) = register(s, A)·x^(8|B|) ⊕ register(0, B).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static uint ThreeLanes(uint state, ReadOnlySpan<byte> data)
     {
         var lane = data.Length / 3 & ~7;
-        var a = data[..lane];
-        var b = data.Slice(lane, lane);
-        var c = data[(2 * lane)..];
+        // Unchecked reads (native order is little-endian on every .NET platform): the lanes lie within data by construction,
+        // and bounds checks cost a third of the loop.
+        ref var a = ref MemoryMarshal.GetReference(data);
+        ref var b = ref Unsafe.Add(ref a, lane);
+        ref var c = ref Unsafe.Add(ref a, 2 * lane);
         uint ra = state, rb = 0, rc = 0;
         for (var at = 0; at < lane; at += 8)
         {
-            ra = BitOperations.Crc32C(ra, BinaryPrimitives.ReadUInt64LittleEndian(a[at..]));
-            rb = BitOperations.Crc32C(rb, BinaryPrimitives.ReadUInt64LittleEndian(b[at..]));
-            rc = BitOperations.Crc32C(rc, BinaryPrimitives.ReadUInt64LittleEndian(c[at..]));
+            ra = BitOperations.Crc32C(ra, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref a, at)));
+            rb = BitOperations.Crc32C(rb, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref b, at)));
+            rc = BitOperations.Crc32C(rc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, at)));
         }
-        rc = OneLane(rc, c[lane..]);
-        var tail = c.Length;
-        return Multiply(Multiply(ra, PowerOfX(lane)) ^ rb, PowerOfX(tail)) ^ rc;
+        var shift = LaneShift(lane);
+        return OneLane(Multiply(Multiply(ra, shift) ^ rb, shift) ^ rc, data[(3 * lane)..]);
+    }
+
+    /// <summary>x^(8·<paramref name="lane"/>) modulo the polynomial, computed once per lane length up to <see cref="MaxCachedLane"/>.</summary>
+    private static uint LaneShift(int lane)
+    {
+        if (lane > MaxCachedLane) return PowerOfX(lane);
+        // Never 0 once computed (the polynomial is irreducible), and a racing thread computes the same value.
+        ref var cached = ref LaneShifts[lane >> 3];
+        if (cached == 0) cached = PowerOfX(lane);
+        return cached;
     }
 
     /// <summary>x^(8·bytes) modulo the polynomial, by squaring.</summary>
@@ -74,13 +91,15 @@ public struct Crc32C
     }
 
     /// <summary>a·b modulo the polynomial, both bit-reflected (bit 31 is x^0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static uint Multiply(uint a, uint b)
     {
+        // Branch-free: the bits of a are data, and a mispredicted branch per bit cost more than the lanes saved on a 4 KiB frame.
         var product = 0u;
-        for (var bit = 1u << 31; bit != 0; bit >>= 1)
+        for (var bit = 31; bit >= 0; bit--)
         {
-            if ((a & bit) != 0) product ^= b;
-            b = (b & 1) != 0 ? b >> 1 ^ Polynomial : b >> 1;
+            product ^= b & (0u - (a >> bit & 1));
+            b = b >> 1 ^ (Polynomial & (0u - (b & 1)));
         }
         return product;
     }
