@@ -16,19 +16,24 @@ public enum LinkFault
 
 /// <summary>
 /// A TCP relay on 127.0.0.1 between a migration's source and target that reads the protocol's frames as they pass
-/// and injects one fault at the first frame of a chosen type, in either direction.
+/// and injects one fault at the first frame of a chosen type, in either direction (none without a trigger). It also
+/// watches post-copy's flow control: how far the frames pushed after Activate ran ahead of the target's PushProgress.
 /// </summary>
 public sealed class FaultyLink : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly TcpClient _toTarget = new();
-    private readonly MigrationFrame _trigger;
+    private readonly MigrationFrame? _trigger;
     private readonly LinkFault _fault;
     private readonly CancellationTokenSource _stop = new();
     private TcpClient? _fromSource;
     private int _fired;
+    private bool _activated;
+    private long _pushed;
+    private long _progress;
+    private long _mostAhead;
 
-    public FaultyLink(MigrationFrame trigger, LinkFault fault)
+    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut)
     {
         _trigger = trigger;
         _fault = fault;
@@ -37,6 +42,9 @@ public sealed class FaultyLink : IAsyncDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
     public bool Fired => Volatile.Read(ref _fired) == 1;
+    /// <summary>Frames sent after Activate, and the most of them that were ever ahead of the last PushProgress that passed.</summary>
+    public long Pushed => Interlocked.Read(ref _pushed);
+    public long MostAheadOfProgress => Interlocked.Read(ref _mostAhead);
 
     /// <summary>Relays between a source that connects to <see cref="Port"/> and the target at <paramref name="target"/>.</summary>
     public async Task RunAsync(IPEndPoint target)
@@ -59,6 +67,7 @@ public sealed class FaultyLink : IAsyncDisposable
                 var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(1));
                 var rest = new byte[length + 4];
                 await from.ReadExactlyAsync(rest, _stop.Token);
+                Watch((MigrationFrame)header[0], rest);
                 if ((MigrationFrame)header[0] == _trigger && Interlocked.Exchange(ref _fired, 1) == 0)
                 {
                     if (_fault == LinkFault.Cut)
@@ -75,6 +84,18 @@ public sealed class FaultyLink : IAsyncDisposable
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or EndOfStreamException)
         {
             Close();
+        }
+    }
+
+    private void Watch(MigrationFrame type, byte[] payload)
+    {
+        lock (_stop)
+        {
+            if (type == MigrationFrame.Activate) _activated = true;
+            if (type == MigrationFrame.PushProgress) _progress = BinaryPrimitives.ReadInt64LittleEndian(payload);
+            if (type != MigrationFrame.Frames || !_activated) return;
+            _pushed += BinaryPrimitives.ReadUInt32LittleEndian(payload);
+            _mostAhead = Math.Max(_mostAhead, _pushed - _progress);
         }
     }
 

@@ -199,6 +199,28 @@ public sealed class LiveMigrationTests
         Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
     }
 
+    /// <summary>
+    /// Post-copy's push is a window, not a queue: it never runs more than <see cref="MigrationSource.PushWindow"/> frames ahead
+    /// of what the target reported received, so that a frame the guest faults on waits behind at most that many. Requested
+    /// frames go at once, window or not.
+    /// </summary>
+    [Fact]
+    public async Task Post_copy_pushes_at_most_a_window_of_frames_ahead_of_the_targets_progress()
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console);
+        using var target = Listen(console, new Dictionary<Guid, bool>());
+        await using var link = new FaultyLink(trigger: null);
+        var relay = link.RunAsync(target.Endpoint);
+        var report = await MigrationSource.MigrateAsync(await Connect(link.Port), source, Options(MigrationStrategy.PostCopy));
+        Assert.Equal(SlicedOutcome.Finished, await Finish(await target.Result));
+        Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+        Assert.Equal(report.PostCopyFrames, link.Pushed);
+        Assert.True(link.Pushed > MigrationSource.PushWindow, $"only {link.Pushed} frames were pushed");
+        Assert.InRange(link.MostAheadOfProgress, 1, MigrationSource.PushWindow + report.PostCopyFaults);
+        await relay.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+    }
+
     public static TheoryData<string> StopSequences => ["image, frames, end", "image after the frames", "frame beyond the image"];
 
     /// <summary>
@@ -294,6 +316,7 @@ public sealed class LiveMigrationTests
                 if (postCopy)
                 {
                     data.Add(strategy, MigrationFrame.Resumed, fault, Survivor.ReportedLost);
+                    data.Add(strategy, MigrationFrame.PushProgress, fault, Survivor.TargetOrReportedLost);
                     data.Add(strategy, MigrationFrame.PushEnd, fault, Survivor.TargetOrReportedLost);
                     data.Add(strategy, MigrationFrame.PushAck, fault, Survivor.Target);
                 }

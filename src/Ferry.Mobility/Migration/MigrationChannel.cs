@@ -39,6 +39,8 @@ public enum MigrationFrame : byte
     RoundAck = 14,
     /// <summary>Target to source (post-copy): the process runs here; the push may begin without competing with the activation.</summary>
     Resumed = 15,
+    /// <summary>Target to source (post-copy): frames received so far; the push keeps only a window of frames in flight beyond it.</summary>
+    PushProgress = 16,
 }
 
 /// <summary>A peer that broke the protocol: wrong order, oversized or corrupt frame, unknown type, replayed id.</summary>

@@ -11,6 +11,9 @@ namespace Ferry.Mobility.Migration;
 /// </summary>
 public sealed class PostCopyPager
 {
+    /// <summary>Frames between two PushProgress reports: a quarter of the source's window, so that its push never waits for one.</summary>
+    internal const int ProgressEvery = MigrationSource.PushWindow / 4;
+
     private readonly MigrationChannel _channel;
     private readonly LinearMemory _memory;
     private readonly TimeSpan _fetchTimeout;
@@ -18,6 +21,9 @@ public sealed class PostCopyPager
     private readonly SemaphoreSlim _sending = new(1, 1);
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _outstanding;
+    // Frames received, and how many of them the source has been told of (the receive loop's alone).
+    private long _received;
+    private long _reported;
     private long _faults;
     private long _blockedTicks;
     private Exception? _lost;
@@ -109,6 +115,7 @@ public sealed class PostCopyPager
                 var (type, payload) = await _channel.ExpectAsync(CancellationToken.None, MigrationFrame.Frames, MigrationFrame.PushEnd);
                 if (type == MigrationFrame.PushEnd) break;
                 FrameBatch.Apply(payload.Span, _memory, Arrived, onlyAbsent: true);
+                if (_received - _reported >= ProgressEvery) await ReportProgressAsync();
             }
             if (Outstanding != 0) throw new MigrationProtocolException($"the source ended its push with {Outstanding} frames missing");
             _memory.PresenceTracking = false;
@@ -141,8 +148,26 @@ public sealed class PostCopyPager
         }
     }
 
+    /// <summary>Tells the source how many frames arrived, so that it sends more: it keeps a window of frames in flight, not a queue.</summary>
+    private async Task ReportProgressAsync()
+    {
+        _reported = _received;
+        var progress = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(progress, _received);
+        await _sending.WaitAsync();
+        try
+        {
+            await _channel.SendAsync(MigrationFrame.PushProgress, progress);
+        }
+        finally
+        {
+            _sending.Release();
+        }
+    }
+
     private void Arrived(long frame)
     {
+        _received++;
         Interlocked.Decrement(ref _outstanding);
         TaskCompletionSource? arrived = null;
         lock (_waiting)
