@@ -148,13 +148,19 @@ public sealed class MigrationChannel(Stream stream)
             total -= sent;
             if (total <= 0) return;
             if (sent == 0) throw new IOException("the connection accepted no more bytes");
-            while (sent >= _gather[0].Count)
-            {
-                sent -= _gather[0].Count;
-                _gather.RemoveAt(0);
-            }
-            _gather[0] = _gather[0][sent..];
+            Consume(_gather, sent);
         }
+    }
+
+    /// <summary>Drops the first <paramref name="bytes"/> of <paramref name="segments"/>, after a partial gathered send or scattered read.</summary>
+    private static void Consume(List<ArraySegment<byte>> segments, int bytes)
+    {
+        while (segments.Count > 0 && bytes >= segments[0].Count)
+        {
+            bytes -= segments[0].Count;
+            segments.RemoveAt(0);
+        }
+        if (bytes > 0) segments[0] = segments[0][bytes..];
     }
 
     /// <summary>Sends an Abort with <paramref name="reason"/> if the peer still listens (within a second); a dead connection is not an error here.</summary>
@@ -220,12 +226,7 @@ public sealed class MigrationChannel(Stream stream)
             var received = await socket.ReceiveAsync(_scatter, SocketFlags.None).WaitAsync(cancel);
             if (received == 0) throw new MigrationProtocolException("the connection closed in the middle of a migration");
             left -= received;
-            while (_scatter.Count > 0 && received >= _scatter[0].Count)
-            {
-                received -= _scatter[0].Count;
-                _scatter.RemoveAt(0);
-            }
-            if (received > 0) _scatter[0] = _scatter[0][received..];
+            Consume(_scatter, received);
         }
         var crc = new Crc32C();
         crc.Append(head.Span);
