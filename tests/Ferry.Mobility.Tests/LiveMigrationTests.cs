@@ -208,7 +208,8 @@ public sealed class LiveMigrationTests
     public async Task Post_copy_pushes_at_most_a_window_of_frames_ahead_of_the_targets_progress()
     {
         var console = new MemoryStream();
-        var source = await RunningSource(console);
+        // Slowed until the stop, so that the run cannot end before it while other test assemblies share the cores.
+        var source = await RunningSource(console, speed: 0.25);
         using var target = Listen(console, new Dictionary<Guid, bool>());
         await using var link = new FaultyLink(trigger: null);
         var relay = link.RunAsync(target.Endpoint);
@@ -331,15 +332,11 @@ public sealed class LiveMigrationTests
     public async Task A_fault_at_any_stage_never_loses_the_process_before_commitment_nor_runs_it_twice(MigrationStrategy strategy, MigrationFrame at, LinkFault fault, Survivor survivor)
     {
         var console = new MemoryStream();
-        // Stop-copy and pre-copy must reach their stop before the run ends (CI saw a fault at Committed never fire), and so must
-        // hybrid after its two rounds (seen ending first, 1 run in 4 of this class): half speed still dirties nearly every frame
-        // per iteration, so it has frames to push and fault on. Post-copy stops at once and keeps full speed.
-        var source = await RunningSource(console, strategy switch
-        {
-            MigrationStrategy.StopAndCopy or MigrationStrategy.PreCopy => 0.25,
-            MigrationStrategy.Hybrid => 0.5,
-            _ => 1,
-        });
+        // Every strategy must reach its stop before the run ends (CI saw a fault at Committed never fire, and post-copy's run,
+        // which stops at once, end first while every test assembly shared the two cores), so the source runs at a quarter of
+        // its speed until then; hybrid after its two rounds (seen ending first, 1 run in 4 of this class) at half: that still
+        // dirties nearly every frame per iteration, so it has frames to push and fault on.
+        var source = await RunningSource(console, strategy == MigrationStrategy.Hybrid ? 0.5 : 0.25);
         var decisions = new System.Collections.Concurrent.ConcurrentDictionary<Guid, bool>();
         using var target = Listen(console, decisions);
         await using var link = new FaultyLink(at, fault);
