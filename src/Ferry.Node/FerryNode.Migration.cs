@@ -321,15 +321,26 @@ public sealed partial class FerryNode
     {
         var saved = new MemoryStream();
         output.SaveTo(saved);
+        var uri = new Uri(new Uri(target.Address), $"/v1/processes/{Uri.EscapeDataString(id)}/earlier-output");
         try
         {
-            using var response = await _peers.PutAsync(new Uri(new Uri(target.Address), $"/v1/processes/{Uri.EscapeDataString(id)}/earlier-output"), new ByteArrayContent(saved.ToArray()));
+            // The go-ahead is sent before the target registers the process: a loaded target answered "no process" once,
+            // the output written here never reached it, and a reader that went on there skipped it. Asked again, briefly.
+            for (var attempt = 0; ; attempt++)
+            {
+                using var response = await _peers.PutAsync(uri, new ByteArrayContent(saved.ToArray()));
+                if (response.StatusCode != System.Net.HttpStatusCode.NotFound || attempt == EarlierOutputAttempts) return;
+                await Task.Delay(TimeSpan.FromMilliseconds(20 << Math.Min(attempt, 5)), _stopping.Token);
+            }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
             // The target stops waiting for it on its own; readers behind its start are served by this node meanwhile.
         }
     }
+
+    /// <summary>Retries of an earlier-output hand-over that found no process yet: about 4 s in all.</summary>
+    private const int EarlierOutputAttempts = 10;
 
     private async Task TellHome(string home, string id, string node)
     {
