@@ -64,9 +64,15 @@ public sealed class MigrationFaultSystemTests : IDisposable
     {
         var (a, hash, id) = await StartDirtierOnA();
         await Task.Delay(300);
-        // At 2 MB/s the 8 MiB of round 0 take four seconds: the kill lands inside the iterative pre-copy.
-        var migration = a.Migrate(id, new MigrateRequest("b", "pre-copy", BandwidthMBps: 2));
-        await Task.Delay(1000);
+        // At 2 MB/s the 8 MiB of round 0 take four seconds: the kill lands inside the iterative pre-copy. It waits for that
+        // stage, not a fixed second: in a loaded CI run the migration had not yet connected to b a second later.
+        var copying = new TaskCompletionSource();
+        var migration = a.Migrate(id, new MigrateRequest("b", "pre-copy", BandwidthMBps: 2), line =>
+        {
+            if (line.TryGetProperty("progress", out var progress) && progress.GetProperty("stage").GetString() == nameof(MigrationStage.IterativePreCopy)) copying.TrySetResult();
+        });
+        await copying.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await Task.Delay(300);
         _cluster.Nodes[1].Process.Kill();
         var last = await migration.WaitAsync(TimeSpan.FromSeconds(60));
         Assert.True(last.TryGetProperty("error", out var error), $"the migration did not fail: {last}");
