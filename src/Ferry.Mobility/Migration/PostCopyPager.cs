@@ -20,9 +20,9 @@ public sealed class PostCopyPager
     private readonly Dictionary<long, (TaskCompletionSource Arrived, long Started)> _waiting = [];
     private readonly SemaphoreSlim _sending = new(1, 1);
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly long _toCome;
     private long _outstanding;
-    // Frames received, and how many of them the source has been told of (the receive loop's alone).
-    private long _received;
+    // Frames received that the source has been told of (the receive loop's alone).
     private long _reported;
     private long _faults;
     private long _blockedTicks;
@@ -32,7 +32,7 @@ public sealed class PostCopyPager
     {
         _channel = channel;
         _memory = memory;
-        _outstanding = outstanding;
+        _toCome = _outstanding = outstanding;
         _fetchTimeout = fetchTimeout;
     }
 
@@ -91,14 +91,23 @@ public sealed class PostCopyPager
     {
         var payload = new byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(payload, (uint)frame);
-        await _sending.WaitAsync();
         try
         {
-            await _channel.SendAsync(MigrationFrame.FrameRequest, payload);
+            await SendAsync(MigrationFrame.FrameRequest, payload);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
             Lose(e);
+        }
+    }
+
+    /// <summary>Sends one frame to the source: fault requests, progress and the acknowledgement come from different threads.</summary>
+    private async Task SendAsync(MigrationFrame type, byte[] payload)
+    {
+        await _sending.WaitAsync();
+        try
+        {
+            await _channel.SendAsync(type, payload);
         }
         finally
         {
@@ -115,7 +124,7 @@ public sealed class PostCopyPager
                 var (type, payload) = await _channel.ExpectAsync(CancellationToken.None, MigrationFrame.Frames, MigrationFrame.PushEnd);
                 if (type == MigrationFrame.PushEnd) break;
                 FrameBatch.Apply(payload.Span, _memory, Arrived, onlyAbsent: true);
-                if (_received - _reported >= ProgressEvery) await ReportProgressAsync();
+                if (_toCome - Outstanding - _reported >= ProgressEvery) await ReportProgressAsync();
             }
             if (Outstanding != 0) throw new MigrationProtocolException($"the source ended its push with {Outstanding} frames missing");
             _memory.PresenceTracking = false;
@@ -123,15 +132,7 @@ public sealed class PostCopyPager
             var ack = new byte[16];
             BinaryPrimitives.WriteInt64LittleEndian(ack, Faults);
             BinaryPrimitives.WriteInt64LittleEndian(ack.AsSpan(8), Blocked.Ticks);
-            await _sending.WaitAsync();
-            try
-            {
-                await _channel.SendAsync(MigrationFrame.PushAck, ack);
-            }
-            finally
-            {
-                _sending.Release();
-            }
+            await SendAsync(MigrationFrame.PushAck, ack);
             _completion.TrySetResult();
         }
         catch (Exception e) when (e is IOException or MigrationProtocolException or ObjectDisposedException or System.Net.Sockets.SocketException or ArgumentOutOfRangeException)
@@ -151,23 +152,14 @@ public sealed class PostCopyPager
     /// <summary>Tells the source how many frames arrived, so that it sends more: it keeps a window of frames in flight, not a queue.</summary>
     private async Task ReportProgressAsync()
     {
-        _reported = _received;
+        _reported = _toCome - Outstanding;
         var progress = new byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(progress, _received);
-        await _sending.WaitAsync();
-        try
-        {
-            await _channel.SendAsync(MigrationFrame.PushProgress, progress);
-        }
-        finally
-        {
-            _sending.Release();
-        }
+        BinaryPrimitives.WriteInt64LittleEndian(progress, _reported);
+        await SendAsync(MigrationFrame.PushProgress, progress);
     }
 
     private void Arrived(long frame)
     {
-        _received++;
         Interlocked.Decrement(ref _outstanding);
         TaskCompletionSource? arrived = null;
         lock (_waiting)
