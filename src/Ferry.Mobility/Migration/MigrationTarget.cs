@@ -65,6 +65,8 @@ public static class MigrationTarget
         options ??= new MigrationOptions();
         var channel = new MigrationChannel(connection);
         RestoredProcess? restored = null;
+        // The restore that runs on another thread while the final frames land (stop-and-copy and pre-copy).
+        Task<RestoredProcess>? restoring = null;
         var stage = MigrationStage.Reservation;
         MigrationOffer? offer = null;
         ulong[]? toCome = null;
@@ -108,11 +110,10 @@ public static class MigrationTarget
             var placement = memory is null ? null : new FrameBatch.Placement(memory);
             void HeaderRead(MigrationFrame type)
             {
-                // The final frames follow the complete image: the process is restored while they arrive, not after, and
-                // before the first of them lands, so that they fit the memory the image describes.
-                if (type == MigrationFrame.Frames && image.Length > 0 && restored is null && strategy is MigrationStrategy.StopAndCopy or MigrationStrategy.PreCopy)
-                    restored = Restore(image, restore, module, store, memory);
-                if (placement is not null) placement.Growing = restored is null;
+                // The final frames follow the complete image: the process is restored while they arrive, not after.
+                if (type == MigrationFrame.Frames && image.Length > 0 && restoring is null && strategy is MigrationStrategy.StopAndCopy or MigrationStrategy.PreCopy)
+                    restoring = RestoreAlongside(image, restore, module, store, memory);
+                if (placement is not null) placement.Growing = restoring is null;
             }
             while (true)
             {
@@ -141,7 +142,7 @@ public static class MigrationTarget
                 }
                 if (type == MigrationFrame.Image)
                 {
-                    if (restored is not null) throw new MigrationProtocolException("a piece of the image after the final frames began");
+                    if (restoring is not null) throw new MigrationProtocolException("a piece of the image after the final frames began");
                     if (image.Length == 0) stageEntered?.Invoke(MigrationStage.StopAndCopy);
                     stage = MigrationStage.StopAndCopy;
                     if (image.Length + piece.Length > MaxImageBytes) throw new MigrationProtocolException($"the process image exceeds {MaxImageBytes} bytes");
@@ -150,13 +151,14 @@ public static class MigrationTarget
             }
             stage = MigrationStage.Commitment;
             stageEntered?.Invoke(stage);
-            restored ??= Restore(image, restore, module, store, memory);
+            restored = restoring is null ? Restore(image, restore, module, store, memory) : await restoring;
             if (toCome is not null) PrepareAbsentFrames(restored, frameCount, toCome);
             await channel.SendAsync(MigrationFrame.Committed, ReadOnlyMemory<byte>.Empty, cancel);
         }
         catch (Exception e) when (e is IOException or MigrationProtocolException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException
                                    or SnapshotFormatException or RestoreException)
         {
+            restored ??= await AbandonAsync(restoring);
             restored?.Dispose();
             // A peer that broke the protocol, or whose image does not restore here, is told why, if it still listens.
             if (e is MigrationProtocolException or SnapshotFormatException or RestoreException) await channel.TryAbortAsync(e.Message);
@@ -209,6 +211,38 @@ public static class MigrationTarget
     {
         image.Position = 0;
         return restore(image, new ReceivedSegments(module, store, memory));
+    }
+
+    /// <summary>
+    /// Starts restoring the complete image on another thread, so that the checks, the resource rebinding and the
+    /// translation of the code on the call stack overlap the final frames' transfer. The memory takes the image's size
+    /// first, here, since no frame may land in it while it grows; the restore then finds it that size and leaves it.
+    /// </summary>
+    private static Task<RestoredProcess> RestoreAlongside(MemoryStream image, Func<Stream, ReceivedSegments, RestoredProcess> restore, Module module, Store store, LinearMemory? memory)
+    {
+        if (memory is not null)
+        {
+            image.Position = 0;
+            var pages = new SnapshotReader(image).ReadHeader().MemoryPages;
+            if (pages > memory.MaxPages) throw new SnapshotFormatException($"the image's {pages} pages exceed the module's maximum of {memory.MaxPages}");
+            if (pages > memory.Pages && memory.Grow(pages - memory.Pages) < 0) throw new SnapshotFormatException($"memory cannot grow to the image's {pages} pages");
+        }
+        return Task.Run(() => Restore(image, restore, module, store, memory));
+    }
+
+    /// <summary>Waits for a restore that a failed migration no longer needs; returns what it restored, for disposal, or null if it failed too.</summary>
+    private static async Task<RestoredProcess?> AbandonAsync(Task<RestoredProcess>? restoring)
+    {
+        if (restoring is null) return null;
+        try
+        {
+            return await restoring;
+        }
+        catch (Exception)
+        {
+            // The migration already failed for the reason being reported; how its restore ended adds nothing.
+            return null;
+        }
     }
 
     /// <summary>Migration id, module hash, memory pages and strategy: the offer's part before the resources it needs.</summary>

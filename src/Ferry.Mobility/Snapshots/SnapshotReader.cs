@@ -65,12 +65,8 @@ public sealed class SnapshotReader(Stream stream)
         return payload;
     }
 
-    /// <summary>
-    /// Reads and checks everything before the memory section. <paramref name="moduleByHash"/> supplies the module when the
-    /// snapshot does not embed it. When the header names <paramref name="heldModuleHash"/>, the caller already holds that
-    /// module, loaded and hashed: its code is neither fetched nor hashed again, and <see cref="Snapshot.Code"/> is empty.
-    /// </summary>
-    public Snapshot ReadState(Func<string, byte[]?> moduleByHash, string? heldModuleHash = null)
+    /// <summary>Reads and checks the start of a snapshot and its Header section: what <see cref="ReadState"/> reads first.</summary>
+    public SnapshotHeader ReadHeader()
     {
         Span<byte> start = stackalloc byte[12];
         ReadExactly(start);
@@ -78,9 +74,19 @@ public sealed class SnapshotReader(Stream stream)
         var version = BinaryPrimitives.ReadUInt16LittleEndian(start[8..]);
         if (version != SnapshotLayout.Version) throw new SnapshotFormatException($"snapshot format version {version}; this Ferry reads version {SnapshotLayout.Version}");
         if (start[10] != 0 || start[11] != 0) throw new SnapshotFormatException("reserved header bytes are not zero");
-
         (SectionType, long)? lookahead = null;
-        var header = ParseHeader(Section(SectionType.Header, ref lookahead));
+        return ParseHeader(Section(SectionType.Header, ref lookahead));
+    }
+
+    /// <summary>
+    /// Reads and checks everything before the memory section. <paramref name="moduleByHash"/> supplies the module when the
+    /// snapshot does not embed it. When the header names <paramref name="heldModuleHash"/>, the caller already holds that
+    /// module, loaded and hashed: its code is neither fetched nor hashed again, and <see cref="Snapshot.Code"/> is empty.
+    /// </summary>
+    public Snapshot ReadState(Func<string, byte[]?> moduleByHash, string? heldModuleHash = null)
+    {
+        var header = ReadHeader();
+        (SectionType, long)? lookahead = null;
         byte[] code;
         if (header.ModuleHash == heldModuleHash)
         {
