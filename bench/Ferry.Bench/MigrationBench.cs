@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Ferry.Engine;
 using Ferry.Engine.Memory;
@@ -16,11 +17,14 @@ namespace Ferry.Bench;
 /// Live migration of a running dirtier over TCP on 127.0.0.1, per working set, write load and strategy, beside the
 /// bounds measured on the same kind of connection in the same run: the raw transfer time of the working set (for
 /// total time) and of the final dirty set plus execution state (for downtime). Each row is the median of several runs
-/// by downtime; the raw rate is the best of three transfers just before that run, and the downtime bound the best of three
-/// plain transfers of exactly the bytes the stop carried, timed from the first write to the last byte's arrival, just after
-/// that run with the machine otherwise idle (the stop's guest is held too), so the comparison errs against Ferry. Downtime runs from the stop on the source until the target, go-ahead received, can run the process. "mem MB/s" is
-/// the same plain transfer sent from the guest's own memory instead of a hot buffer, for reference: it shows what reading
-/// guest memory costs by itself; the bounds use the stricter hot rate.
+/// by downtime; the raw rate is the best of three transfers just before that run, and the downtime bounds the best of
+/// three plain transfers just after it, timed from the first write to the last byte's arrival, with the machine otherwise
+/// idle (the stop's guest is held too), so the comparison errs against Ferry. Downtime runs from the stop on the source
+/// until the target, go-ahead received, can run the process. Two downtime bounds: "bound" sends exactly the bytes the
+/// stop carried from one cache-hot buffer; "frames" sends the state from a hot buffer and then as many frames as the stop
+/// carried, chosen at random (as the dirtier dirties them), from the source guest's memory into the same places of the
+/// target's, 256 to a gathered write and a scattered read: the raw transfer of a dirty set from memory to memory, with no
+/// protocol and no checksum. "mem MB/s" is the working-set transfer sent from the guest's memory instead of a hot buffer.
 /// </summary>
 internal static class MigrationBench
 {
@@ -30,6 +34,8 @@ internal static class MigrationBench
         ("moderate", ["--writes-per-iteration", "100", "--sleep-us", "1000"]),
         ("heavy", ["--writes-per-iteration", "2000"]),
     ];
+
+    private const int JitWarmUps = 30;
 
     private static readonly MigrationStrategy[] Strategies = [MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid];
 
@@ -43,10 +49,15 @@ internal static class MigrationBench
         }
         var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
         var rows = new List<Dictionary<string, object>>();
-        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"mem MB/s",9}");
+        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"mem MB/s",9}");
         // Warm-up (not reported): the JIT compiles the migration path once.
         foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy })
             Migrate(bytes, 16, Loads[1].Arguments, strategy);
+        // Code that runs once per migration reaches the JIT's optimized tier after 30 calls, as in a node that has moved a
+        // few dozen processes: before that, tier-0 code and the background JIT fell inside stops (the target took in the
+        // image 1-4.5 ms after it was sent in 7 of 16 pre-copy stops; 0.11-0.19 ms in all 12 with tiering off).
+        Console.Error.WriteLine($"bench: {JitWarmUps} small migrations per strategy, so that the migration path runs optimized code");
+        for (var i = 0; i < JitWarmUps; i++) MigrationWarmUp.RunAsync().GetAwaiter().GetResult();
         foreach (var mib in sizes ?? [64, 256, 1024])
         {
             // The first migration of a size is not reported either: on a VM the first use of that much fresh memory (GC regions,
@@ -60,25 +71,26 @@ internal static class MigrationBench
                 {
                     if (strategies is not null && !strategies.Contains(Name(strategy))) continue;
                     // The median run by downtime: this machine's noise (page faults, neighbours) moves single runs by a factor of three.
-                    var runs = new List<(MigrationReport Report, double Raw, double RawFromMemory, double StopBound)>();
+                    var runs = new List<(MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound)>();
                     for (var run = 1; run <= repeat; run++)
                     {
                         Console.Error.Write($"bench: dirtier {mib} MiB {load} {strategy}, run {run} of {repeat}: ");
                         runs.Add(Migrate(bytes, mib, arguments, strategy));
-                        var (done, _, _, doneBound) = runs[^1];
-                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms");
+                        var (done, _, _, doneBound, doneFramesBound) = runs[^1];
+                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms, frames bound {doneFramesBound * 1000:N2} ms ({done.StopFrames} frames)");
                     }
                     runs.Sort((a, b) => a.Report.Downtime.CompareTo(b.Report.Downtime));
-                    var (report, raw, rawFromMemory, stopBound) = runs[runs.Count / 2];
+                    var (report, raw, rawFromMemory, stopBound, framesBound) = runs[runs.Count / 2];
                     var totalBound = (mib << 20) / raw * 1000;
                     var downtimeBound = stopBound * 1000;
+                    var downtimeFramesBound = framesBound * 1000;
                     var dataRate = strategy == MigrationStrategy.StopAndCopy ? report.StopFrames * 4096.0 / report.Downtime.TotalSeconds / 1e6 : double.NaN;
-                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {rawFromMemory / 1e6,9:N0}");
+                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {rawFromMemory / 1e6,9:N0}");
                     rows.Add(new()
                     {
                         ["mib"] = mib, ["load"] = load, ["strategy"] = Name(strategy),
                         ["totalMs"] = report.Total.TotalMilliseconds, ["totalBoundMs"] = totalBound,
-                        ["downtimeMs"] = report.Downtime.TotalMilliseconds, ["downtimeBoundMs"] = downtimeBound,
+                        ["downtimeMs"] = report.Downtime.TotalMilliseconds, ["downtimeBoundMs"] = downtimeBound, ["downtimeFramesBoundMs"] = downtimeFramesBound,
                         ["bytesSent"] = report.BytesSent, ["rounds"] = report.Rounds.Count, ["stopFrames"] = report.StopFrames,
                         ["postCopyFaults"] = report.PostCopyFaults, ["postCopyBlockedMs"] = report.PostCopyBlocked.TotalMilliseconds,
                         ["framesSentTwice"] = report.FramesSentTwice, ["rawMBps"] = raw / 1e6, ["rawFromMemoryMBps"] = rawFromMemory / 1e6,
@@ -201,8 +213,89 @@ internal static class MigrationBench
         return touched;
     }
 
+    /// <summary>
+    /// Seconds a plain loopback TCP connection takes to carry <paramref name="stateBytes"/> from a cache-hot buffer and then
+    /// <paramref name="frames"/> random frames of <paramref name="from"/> into the same frames of <paramref name="to"/>,
+    /// 256 frames to a gathered write and to a scattered read, best of three (a new set of frames each time).
+    /// </summary>
+    private static double FramesRawTime(LinearMemory from, LinearMemory to, long frames, long stateBytes)
+    {
+        var best = double.MaxValue;
+        var state = new byte[stateBytes];
+        Random.Shared.NextBytes(state);
+        var sink = new byte[stateBytes];
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            var chosen = RandomFrames(Math.Min(from.FrameCount, to.FrameCount), frames);
+            var (client, server) = Connection();
+            using (client)
+            using (server)
+            {
+                using var waiting = new ManualResetEventSlim();
+                long arrived = 0;
+                var reader = new Thread(() =>
+                {
+                    waiting.Set();
+                    Transfer(server.Client, sink, to, chosen, receive: true);
+                    arrived = Stopwatch.GetTimestamp();
+                });
+                reader.Start();
+                waiting.Wait();
+                var start = Stopwatch.GetTimestamp();
+                Transfer(client.Client, state, from, chosen, receive: false);
+                reader.Join();
+                best = Math.Min(best, Stopwatch.GetElapsedTime(start, arrived).TotalSeconds);
+            }
+        }
+        return best;
+    }
+
+    /// <summary>Sends or receives <paramref name="state"/>, then the frames <paramref name="chosen"/> of <paramref name="memory"/> in groups of 256, each group one call (resumed after a partial one).</summary>
+    private static void Transfer(Socket socket, byte[] state, LinearMemory memory, int[] chosen, bool receive)
+    {
+        var segments = new List<ArraySegment<byte>>();
+        if (state.Length > 0) segments.Add(state);
+        Move(socket, segments, receive);
+        for (var at = 0; at < chosen.Length; at += 256)
+        {
+            for (var i = at; i < Math.Min(at + 256, chosen.Length); i++)
+            {
+                MemoryMarshal.TryGetArray(memory.FramesAsMemory(chosen[i], 1), out var frame);
+                segments.Add(frame);
+            }
+            Move(socket, segments, receive);
+        }
+    }
+
+    /// <summary>One gathered write or scattered read of <paramref name="segments"/>, resumed until all of them are done (it empties the list).</summary>
+    private static void Move(Socket socket, List<ArraySegment<byte>> segments, bool receive)
+    {
+        while (segments.Count > 0)
+        {
+            var done = receive ? socket.Receive(segments) : socket.Send(segments);
+            if (done == 0) throw new IOException("the connection closed during the transfer");
+            while (segments.Count > 0 && done >= segments[0].Count)
+            {
+                done -= segments[0].Count;
+                segments.RemoveAt(0);
+            }
+            if (done > 0) segments[0] = segments[0][done..];
+        }
+    }
+
+    /// <summary><paramref name="frames"/> distinct frame numbers below <paramref name="frameCount"/>, at random, in ascending order (as a dirty bitmap lists them).</summary>
+    private static int[] RandomFrames(long frameCount, long frames)
+    {
+        var all = new int[frameCount];
+        for (var i = 0; i < all.Length; i++) all[i] = i;
+        Random.Shared.Shuffle(all);
+        var chosen = all[..(int)Math.Min(frames, frameCount)];
+        Array.Sort(chosen);
+        return chosen;
+    }
+
     /// <summary>One migration, and the raw rate of a plain connection measured just before it, in the same state of the machine.</summary>
-    private static (MigrationReport Report, double Raw, double RawFromMemory, double StopBound) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
+    private static (MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
     {
         var module = Module.Load(bytes);
         var wasi = new WasiProcess(new WasiConfiguration
@@ -238,10 +331,11 @@ internal static class MigrationBench
             result.Pager?.Completion.GetAwaiter().GetResult();
             moved.GiveUp(Guid.Empty);
             moved.Completion.GetAwaiter().GetResult();
+            var framesBound = FramesRawTime(instance.Memory!, result.Process!.Instance.Memory!, report.StopFrames, report.StateBytes);
             result.Process!.Dispose();
             wasi.Dispose();
             // Downtime end to end, on the one clock both ends share here: until the target can run the process, not until the source sent the go-ahead.
-            return (report with { Downtime = Stopwatch.GetElapsedTime(report.StoppedAt, result.ActivatedAt) }, raw, rawFromMemory, RawTime(StopBytes(report, strategy)));
+            return (report with { Downtime = Stopwatch.GetElapsedTime(report.StoppedAt, result.ActivatedAt) }, raw, rawFromMemory, RawTime(StopBytes(report, strategy)), framesBound);
         }
     }
 }
