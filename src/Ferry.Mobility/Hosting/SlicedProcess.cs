@@ -94,9 +94,9 @@ public sealed class SlicedProcess : IMigratableProcess
                     try
                     {
                         if (_pager is null) throw new PostCopySourceLostException($"memory frame {Execution.AbsentFrame} is absent and no post-copy source can send it");
-                        _pager.WhenPresentAsync(Execution.AbsentFrame).GetAwaiter().GetResult();
+                        _pager.WaitPresent(Execution.AbsentFrame);
                     }
-                    catch (Exception e) when (e is PostCopySourceLostException or TimeoutException)
+                    catch (PostCopySourceLostException e)
                     {
                         End(SlicedOutcome.Lost, e.Message);
                         return;

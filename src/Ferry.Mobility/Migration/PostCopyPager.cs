@@ -41,7 +41,8 @@ public sealed class PostCopyPager
         long outstanding = 0;
         foreach (var word in toCome) outstanding += System.Numerics.BitOperations.PopCount(word);
         var pager = new PostCopyPager(channel, memory, outstanding, fetchTimeout);
-        memory.AbsentFrameHandler = pager.FetchBlocking;
+        // Host functions that touch an absent frame wait on the calling thread.
+        memory.AbsentFrameHandler = pager.WaitPresent;
         _ = Task.Run(pager.ReceiveAsync);
         return pager;
     }
@@ -56,7 +57,26 @@ public sealed class PostCopyPager
     public TimeSpan Blocked => TimeSpan.FromTicks(Interlocked.Read(ref _blockedTicks));
 
     /// <summary>A task that completes when <paramref name="frame"/> is present (at once if it is), asking the source for it first.</summary>
-    public Task WhenPresentAsync(long frame)
+    public Task WhenPresentAsync(long frame) => Fetch(frame).WaitAsync(_fetchTimeout);
+
+    /// <summary>
+    /// Blocks the calling thread (a guest's) until <paramref name="frame"/> is present, asking the source for it first. The
+    /// receive loop wakes it directly; through <see cref="WhenPresentAsync"/> the wake-up took one more hop through the thread pool.
+    /// </summary>
+    public void WaitPresent(long frame)
+    {
+        try
+        {
+            if (!Fetch(frame).Wait(_fetchTimeout)) throw new PostCopySourceLostException($"frame {frame} did not arrive within {_fetchTimeout.TotalSeconds:0.#} s: {LostMessage}");
+        }
+        catch (AggregateException e) when (e.InnerException is PostCopySourceLostException lost)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(lost);
+        }
+    }
+
+    /// <summary>The arrival of <paramref name="frame"/>, requested from the source unless it is here or already on its way.</summary>
+    private Task Fetch(long frame)
     {
         TaskCompletionSource arrived;
         lock (_waiting)
@@ -69,23 +89,11 @@ public sealed class PostCopyPager
             Interlocked.Increment(ref _faults);
         }
         _ = RequestAsync(frame);
-        return arrived.Task.WaitAsync(_fetchTimeout);
+        return arrived.Task;
     }
 
     private string LostMessage => $"post-copy lost its source with {Outstanding} memory frames not yet received: the process cannot continue";
 
-    /// <summary>For host functions that touch an absent frame: waits on the calling thread.</summary>
-    private void FetchBlocking(long frame)
-    {
-        try
-        {
-            WhenPresentAsync(frame).GetAwaiter().GetResult();
-        }
-        catch (TimeoutException e)
-        {
-            throw new PostCopySourceLostException($"frame {frame} did not arrive within {_fetchTimeout.TotalSeconds:0.#} s: {LostMessage}", e);
-        }
-    }
 
     private async Task RequestAsync(long frame)
     {
