@@ -94,7 +94,6 @@ public sealed class PostCopyPager
 
     private string LostMessage => $"post-copy lost its source with {Outstanding} memory frames not yet received: the process cannot continue";
 
-
     private async Task RequestAsync(long frame)
     {
         var payload = new byte[4];
