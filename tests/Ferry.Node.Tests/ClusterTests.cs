@@ -61,8 +61,8 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task Nodes_joining_through_any_member_all_see_each_other_alive_with_their_load()
     {
-        await Eventually(() => _nodes.All(n => n.Cluster.Members.Count(m => m.State == MemberState.Alive) == 3), TimeSpan.FromSeconds(5), "a full view");
-        Assert.All(_nodes[0].Cluster.Members, m => Assert.NotNull(m.Load));
+        // A member can be known alive through gossip a heartbeat before its own load reaches a node: the full view is eventual.
+        await Eventually(() => _nodes.All(n => n.Cluster.Members.Count(m => m.State == MemberState.Alive && m.Load is not null) == 3), TimeSpan.FromSeconds(5), "a full view with every member's load");
     }
 
     [Fact]
