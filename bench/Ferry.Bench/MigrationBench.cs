@@ -130,15 +130,36 @@ internal static class MigrationBench
 
     /// <summary>
     /// Seconds a plain loopback TCP connection takes to carry <paramref name="bytes"/> from a cache-hot buffer in 1 MiB writes,
-    /// best of three: from the first write until the reader, already waiting, has the last byte.
+    /// best of three.
     /// </summary>
     private static double RawTime(long bytes)
     {
-        var best = double.MaxValue;
         var buffer = new byte[1 << 20];
         Random.Shared.NextBytes(buffer);
-        for (var attempt = 0; attempt < 3; attempt++)
+        var sink = new byte[1 << 20];
+        return BestTransferTime(() => (
+            client =>
+            {
+                var stream = client.GetStream();
+                for (long sent = 0; sent < bytes; sent += buffer.Length) stream.Write(buffer.AsSpan(0, (int)Math.Min(buffer.Length, bytes - sent)));
+            },
+            server =>
+            {
+                var stream = server.GetStream();
+                for (long total = 0; total < bytes;) total += stream.Read(sink);
+            }));
+    }
+
+    /// <summary>
+    /// The best of three transfers, each over a new loopback connection and set up by <paramref name="attempt"/>: from the
+    /// first write until the reader, already waiting on its own thread, has the last byte.
+    /// </summary>
+    private static double BestTransferTime(Func<(Action<TcpClient> Send, Action<TcpClient> Receive)> attempt)
+    {
+        var best = double.MaxValue;
+        for (var i = 0; i < 3; i++)
         {
+            var (send, receive) = attempt();
             var (client, server) = Connection();
             using (client)
             using (server)
@@ -147,18 +168,14 @@ internal static class MigrationBench
                 long arrived = 0;
                 var reader = new Thread(() =>
                 {
-                    var sink = new byte[1 << 20];
-                    var stream = server.GetStream();
-                    long total = 0;
                     waiting.Set();
-                    while (total < bytes) total += stream.Read(sink);
+                    receive(server);
                     arrived = Stopwatch.GetTimestamp();
                 });
                 reader.Start();
                 waiting.Wait();
                 var start = Stopwatch.GetTimestamp();
-                var stream = client.GetStream();
-                for (long sent = 0; sent < bytes; sent += buffer.Length) stream.Write(buffer.AsSpan(0, (int)Math.Min(buffer.Length, bytes - sent)));
+                send(client);
                 reader.Join();
                 best = Math.Min(best, Stopwatch.GetElapsedTime(start, arrived).TotalSeconds);
             }
@@ -220,34 +237,14 @@ internal static class MigrationBench
     /// </summary>
     private static double FramesRawTime(LinearMemory from, LinearMemory to, long frames, long stateBytes)
     {
-        var best = double.MaxValue;
         var state = new byte[stateBytes];
         Random.Shared.NextBytes(state);
         var sink = new byte[stateBytes];
-        for (var attempt = 0; attempt < 3; attempt++)
+        return BestTransferTime(() =>
         {
             var chosen = RandomFrames(Math.Min(from.FrameCount, to.FrameCount), frames);
-            var (client, server) = Connection();
-            using (client)
-            using (server)
-            {
-                using var waiting = new ManualResetEventSlim();
-                long arrived = 0;
-                var reader = new Thread(() =>
-                {
-                    waiting.Set();
-                    Transfer(server.Client, sink, to, chosen, receive: true);
-                    arrived = Stopwatch.GetTimestamp();
-                });
-                reader.Start();
-                waiting.Wait();
-                var start = Stopwatch.GetTimestamp();
-                Transfer(client.Client, state, from, chosen, receive: false);
-                reader.Join();
-                best = Math.Min(best, Stopwatch.GetElapsedTime(start, arrived).TotalSeconds);
-            }
-        }
-        return best;
+            return (client => Transfer(client.Client, state, from, chosen, receive: false), server => Transfer(server.Client, sink, to, chosen, receive: true));
+        });
     }
 
     /// <summary>Sends or receives <paramref name="state"/>, then the frames <paramref name="chosen"/> of <paramref name="memory"/> in groups of 256, each group one call (resumed after a partial one).</summary>
