@@ -104,7 +104,7 @@ internal sealed class Translator
         public void Release()
         {
             Clear();
-            if (Code.Capacity > KeptCapacity || Heads.Capacity > KeptCapacity) t_scratch = null;
+            if (Code.Capacity > KeptCapacity || Heads.Capacity > KeptCapacity || BranchTable.Capacity > KeptCapacity) t_scratch = null;
         }
     }
 
