@@ -61,7 +61,8 @@ public sealed class LiveMigrationTests
     }
 
     /// <summary>A target listening on 127.0.0.1 that restores into <paramref name="console"/>, asking <paramref name="decisions"/> when in doubt.</summary>
-    private static Target Listen(Stream console, IReadOnlyDictionary<Guid, bool> decisions)
+    /// <param name="socketStream">False: the target reads through a stream that is not the socket's, so frames are received into a buffer and applied, not read straight into place.</param>
+    private static Target Listen(Stream console, IReadOnlyDictionary<Guid, bool> decisions, bool socketStream = true)
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -69,7 +70,7 @@ public sealed class LiveMigrationTests
         {
             using var client = await listener.AcceptTcpClientAsync();
             client.NoDelay = true;
-            var stream = client.GetStream();
+            Stream stream = socketStream ? client.GetStream() : new OpaqueStream(client.GetStream());
             var outcome = await MigrationTarget.ReceiveAsync(stream,
                 offer => Task.FromResult(Admission.Admit(Module.Load(ModuleBytes))),
                 (image, received) => ProcessSnapshot.Restore(image, Stream.Null, console, Stream.Null, _ => ModuleBytes, received: received),
@@ -222,22 +223,27 @@ public sealed class LiveMigrationTests
         await relay.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
     }
 
-    public static TheoryData<string> StopSequences => ["image, frames, end", "image after the frames", "frame beyond the image"];
+    public static TheoryData<string, bool> StopSequences => new()
+    {
+        { "image, frames, end", true }, { "image after the frames", true }, { "frame beyond the image", true },
+        { "image, frames, end", false }, { "image after the frames", false }, { "frame beyond the image", false },
+    };
 
     /// <summary>
     /// A scripted source: the stop sends the image first and the final frames after it, so that the target restores while
     /// they arrive; the frames land, over the socket straight into memory, in the restored process. An image piece after
-    /// the frames, or a frame beyond the image's pages, is refused with the reason.
+    /// the frames, or a frame beyond the image's pages, is refused with the reason. The same holds where the target's stream
+    /// is not a socket and frames go through a buffer.
     /// </summary>
     [Theory]
     [MemberData(nameof(StopSequences))]
-    public async Task The_final_frames_follow_the_image_into_the_restored_process_and_nothing_may_follow_them(string sequence)
+    public async Task The_final_frames_follow_the_image_into_the_restored_process_and_nothing_may_follow_them(string sequence, bool socketStream)
     {
         var (module, instance, execution, wasi) = Instantiate(Stream.Null);
         var pages = instance.Memory!.Pages;
         var image = new MemoryStream();
         ProcessSnapshot.Capture(image, module, instance, execution, wasi, embedCode: false, memoryFrames: false);
-        using var target = Listen(Stream.Null, new Dictionary<Guid, bool>());
+        using var target = Listen(Stream.Null, new Dictionary<Guid, bool>(), socketStream);
         var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
         var offer = new byte[53 + 2 + 2];
         Guid.NewGuid().TryWriteBytes(offer);

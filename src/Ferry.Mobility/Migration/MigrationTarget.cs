@@ -132,7 +132,7 @@ public static class MigrationTarget
                         throw new MigrationProtocolException($"memory frames out of order: {strategy} sends none {(image.Length > 0 ? "after the image" : "before activation")}");
                     if (!framesBefore && stage == MigrationStage.IterativePreCopy) stageEntered?.Invoke(stage);
                     framesBefore = true;
-                    if (!placed) FrameBatch.Apply(piece.Span, memory, null, growing: restored is null);
+                    if (!placed) FrameBatch.Apply(piece.Span, memory, null, growing: restoring is null);
                 }
                 if (type == MigrationFrame.RoundEnd)
                 {
