@@ -6,7 +6,8 @@ namespace Ferry.Bench;
 
 /// <summary>
 /// Whole programs as a user runs them, each a fresh OS process timed from start to exit (best of three):
-/// the kernels as WASI commands under `ferry run`, natively and under node:wasi; and 1 GiB through fd_read and
+/// the kernels as WASI commands and the lisp interpreter guest (malloc-heavy: its memory grows in small steps) under
+/// `ferry run`, natively and under node:wasi; and 1 GiB through fd_read and
 /// fd_write. Ferry's process time includes .NET start-up, measured separately with the hello guest.
 /// </summary>
 internal static class ProgramBench
@@ -23,16 +24,16 @@ internal static class ProgramBench
         Console.WriteLine($"{"program",-10} {"native ms",10} {"node ms",9} {"ferry ms",9} {"ferry/native",13} {"ferry/node",11}");
         var rows = new List<object>();
         var ratios = new List<(double Native, double Node)>();
-        foreach (var (name, n) in Programs)
+        var programs = Programs.Select(p => (p.Name, Wasm: Path.Combine(guests, "programs", p.Name + ".wasm"), Native: Path.Combine(guests, "programs", p.Name), Arguments: new[] { p.N.ToString(CultureInfo.InvariantCulture) }))
+            .Append(("lisp", Path.Combine(guests, "lisp.wasm"), Path.Combine(guests, "native", "lisp"), []));
+        foreach (var (name, wasm, nativeBuild, arguments) in programs)
         {
-            var argument = n.ToString(CultureInfo.InvariantCulture);
-            var wasm = Path.Combine(guests, "programs", name + ".wasm");
-            var native = Time(Path.Combine(guests, "programs", name), [argument]);
-            var node = Time("node", ["--no-warnings", nodeRunner, wasm, argument]);
-            var guest = Time("dotnet", [ferry, "run", wasm, argument]);
+            var native = Time(nativeBuild, arguments);
+            var node = Time("node", ["--no-warnings", nodeRunner, wasm, .. arguments]);
+            var guest = Time("dotnet", [ferry, "run", wasm, .. arguments]);
             ratios.Add((guest / native, guest / node));
             Console.WriteLine($"{name,-10} {native,10:F1} {node,9:F1} {guest,9:F1} {guest / native,13:F2} {guest / node,11:F2}");
-            rows.Add(new { program = name, n, nativeMs = native, nodeMs = node, ferryMs = guest });
+            rows.Add(new { program = name, arguments, nativeMs = native, nodeMs = node, ferryMs = guest });
         }
         var geoNative = Math.Exp(ratios.Average(r => Math.Log(r.Native)));
         var geoNode = Math.Exp(ratios.Average(r => Math.Log(r.Node)));

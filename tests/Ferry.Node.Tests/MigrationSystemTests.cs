@@ -66,6 +66,8 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         { "programs/memcpy", [], null },
         { "programs/quicksort", [], null },
         { "programs/sieve", [], null },
+        // An interpreter: deep recursion through closures, builtins through function pointers, memory grown by malloc as it runs.
+        { "lisp", [], null },
     };
 
     private int _runs;

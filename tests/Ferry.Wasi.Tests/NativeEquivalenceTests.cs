@@ -16,6 +16,7 @@ public sealed class NativeEquivalenceTests
     [Theory]
     [InlineData("hello")]
     [InlineData("clock_random")]
+    [InlineData("lisp")]
     public void A_guest_without_arguments_behaves_as_natively(string guest) =>
         AssertSame(Guests.NativeRun(guest, []), Guests.Ferry(["run", Guests.Wasm(guest)]));
 

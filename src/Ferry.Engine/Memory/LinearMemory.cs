@@ -17,6 +17,7 @@ public sealed unsafe class LinearMemory
     /// <summary>The most pages one memory can have in Ferry: a .NET array holds just under 2 GiB.</summary>
     public const uint MaxSupportedPages = (uint)(0x7FFF_FFC7L / MemoryType.PageSize);
 
+    // The guest sees the first _size bytes; the rest is zero headroom, so that growing in small steps (malloc's sbrk) is amortized, not a copy each time.
     private byte[] _bytes;
     private byte* _base;
     private ulong _size;
@@ -74,7 +75,7 @@ public sealed unsafe class LinearMemory
         }
     }
 
-    public Span<byte> Span => _bytes;
+    public Span<byte> Span => _bytes.AsSpan(0, (int)_size);
 
     /// <summary>
     /// Called, on the accessing thread, for an absent frame that a host function (not the interpreter) touches:
@@ -109,6 +110,32 @@ public sealed unsafe class LinearMemory
     {
         if (length < 0 || offset + (ulong)length > _size) throw new ArgumentOutOfRangeException(nameof(offset));
         return _bytes.AsSpan((int)offset, length);
+    }
+
+    /// <summary>A new array for at least <paramref name="size"/> bytes, with headroom: twice the old capacity when the maximum allows (null: no memory).</summary>
+    private byte[]? Reallocate(ulong size)
+    {
+        var roomy = Math.Min(Math.Max(size, 2 * (ulong)_bytes.Length), (ulong)MaxPages * MemoryType.PageSize);
+        try
+        {
+            return Allocate(roomy);
+        }
+        catch (OutOfMemoryException) when (roomy > size)
+        {
+            // No room for the headroom: the exact size may still fit.
+        }
+        catch (OutOfMemoryException)
+        {
+            return null;
+        }
+        try
+        {
+            return Allocate(size);
+        }
+        catch (OutOfMemoryException)
+        {
+            return null;
+        }
     }
 
     private static byte[] Allocate(ulong size)
@@ -154,21 +181,18 @@ public sealed unsafe class LinearMemory
         if (deltaPages == 0) return (int)oldPages;
         var newPages = (ulong)oldPages + deltaPages;
         if (newPages > MaxPages) return -1;
-        byte[] grown;
-        try
-        {
-            grown = Allocate(newPages * MemoryType.PageSize);
-        }
-        catch (OutOfMemoryException)
-        {
-            return -1;
-        }
+        var newSize = newPages * MemoryType.PageSize;
+        var grown = newSize <= (ulong)_bytes.Length ? _bytes : Reallocate(newSize);
+        if (grown is null) return -1;
         using var scope = _resize.EnterScope();
-        _bytes.CopyTo(grown, 0);
+        if (grown != _bytes)
+        {
+            _bytes.AsSpan(0, (int)_size).CopyTo(grown);
+            _bytes = grown;
+            _base = AddressOf(grown);
+        }
         var oldFrames = FrameCount;
-        _bytes = grown;
-        _base = AddressOf(grown);
-        _size = (ulong)grown.Length;
+        _size = newSize;
         Type = new MemoryType(Type.Limits with { Min = (uint)newPages });
         Dirty.EnsureCapacity(FrameCount);
         Present.EnsureCapacity(FrameCount);
@@ -195,7 +219,7 @@ public sealed unsafe class LinearMemory
     public ArraySegment<byte> FrameToReceive(long frame)
     {
         var bytes = _bytes;
-        if (frame < 0 || (frame + 1) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(frame));
+        if (frame < 0 || frame >= FrameCount || (frame + 1) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(frame));
         Present.Set(frame);
         return new ArraySegment<byte>(bytes, (int)(frame << FrameShift), FrameSize);
     }
@@ -207,7 +231,8 @@ public sealed unsafe class LinearMemory
     public void CommitFrames()
     {
         var bytes = _bytes;
-        for (long at = 0; at + sizeof(int) <= bytes.Length; at += FrameSize)
+        var size = Math.Min((long)_size, bytes.Length);
+        for (long at = 0; at + sizeof(int) <= size; at += FrameSize)
             Interlocked.Or(ref System.Runtime.CompilerServices.Unsafe.As<byte, int>(ref bytes[at]), 0);
     }
 
@@ -215,7 +240,7 @@ public sealed unsafe class LinearMemory
     public ReadOnlyMemory<byte> FramesAsMemory(long first, int count)
     {
         var bytes = _bytes;
-        if (first < 0 || count < 0 || (first + count) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(first));
+        if (first < 0 || count < 0 || first + count > FrameCount || (first + count) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(first));
         return bytes.AsMemory((int)(first << FrameShift), count << FrameShift);
     }
 
@@ -223,7 +248,7 @@ public sealed unsafe class LinearMemory
     public ReadOnlySpan<byte> Frame(long frame)
     {
         var bytes = _bytes;
-        if (frame < 0 || (frame + 1) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(frame));
+        if (frame < 0 || frame >= FrameCount || (frame + 1) << FrameShift > bytes.Length) throw new ArgumentOutOfRangeException(nameof(frame));
         return bytes.AsSpan((int)(frame << FrameShift), FrameSize);
     }
 }
