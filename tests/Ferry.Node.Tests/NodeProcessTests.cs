@@ -58,6 +58,18 @@ public sealed class NodeProcessTests : IDisposable
     }
 
     [Fact]
+    public void FERRY_KEY_may_hold_the_key_itself_or_the_path_of_its_file()
+    {
+        var keyFile = Path.Combine(_data.FullName, FerryNode.KeyFileName);
+        foreach (var value in new[] { File.ReadAllText(keyFile).Trim(), keyFile })
+        {
+            var start = new ProcessStartInfo("dotnet") { ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "ps", "--node", _address }, Environment = { ["FERRY_KEY"] = value } };
+            var result = Guests.Run(start);
+            Assert.True(result.ExitCode == 0, $"FERRY_KEY={value}: {result.Stderr}");
+        }
+    }
+
+    [Fact]
     public void Clients_without_the_right_key_are_refused()
     {
         var wrong = Path.Combine(_data.FullName, "wrong.key");

@@ -24,9 +24,13 @@ public sealed class NodeClient : IDisposable
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
     }
 
-    /// <summary>The key from a file, else $FERRY_KEY.</summary>
-    public static string? ResolveKey(string? keyFile) =>
-        keyFile is not null ? File.ReadAllText(keyFile).Trim() : Environment.GetEnvironmentVariable("FERRY_KEY");
+    /// <summary>The key from a file, else $FERRY_KEY: the key itself, or the path of its file (a key is hex, never a path).</summary>
+    public static string? ResolveKey(string? keyFile)
+    {
+        if (keyFile is not null) return File.ReadAllText(keyFile).Trim();
+        var key = Environment.GetEnvironmentVariable("FERRY_KEY");
+        return key is not null && key.Contains(Path.DirectorySeparatorChar) && File.Exists(key) ? File.ReadAllText(key).Trim() : key;
+    }
 
     private async Task<JsonElement> Send(HttpRequestMessage request)
     {
