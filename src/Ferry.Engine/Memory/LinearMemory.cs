@@ -116,18 +116,12 @@ public sealed unsafe class LinearMemory
     private byte[]? Reallocate(ulong size)
     {
         var roomy = Math.Min(Math.Max(size, 2 * (ulong)_bytes.Length), (ulong)MaxPages * MemoryType.PageSize);
-        try
-        {
-            return Allocate(roomy);
-        }
-        catch (OutOfMemoryException) when (roomy > size)
-        {
-            // No room for the headroom: the exact size may still fit.
-        }
-        catch (OutOfMemoryException)
-        {
-            return null;
-        }
+        // Without room for the headroom, the exact size may still fit.
+        return TryAllocate(roomy) ?? (roomy > size ? TryAllocate(size) : null);
+    }
+
+    private static byte[]? TryAllocate(ulong size)
+    {
         try
         {
             return Allocate(size);
