@@ -9,8 +9,8 @@ public abstract class WasmException : Exception
 /// <summary>The bytes are not a well-formed binary module (the spec's "malformed").</summary>
 public sealed class MalformedModuleException : WasmException
 {
-    public MalformedModuleException(string reason, int offset)
-        : base($"malformed module at byte 0x{offset:x}: {reason}")
+    public MalformedModuleException(string reason, int offset, string? detail = null)
+        : base($"malformed module at byte 0x{offset:x}: {reason}{(detail is null ? "" : $" ({detail})")}")
     {
         Reason = reason;
         Offset = offset;

@@ -96,7 +96,7 @@ public static class CodeScanner
             case Opcodes.PrefixSimd:
                 throw new UnsupportedFeatureException("SIMD", offset);
             default:
-                throw new MalformedModuleException("illegal opcode", offset);
+                throw LaterProposals.IllegalOpcode(opcode, offset);
         }
     }
 

@@ -189,7 +189,7 @@ internal static class ModuleDecoder
         {
             0 => new Limits(r.ReadVarU32(), null),
             1 => new Limits(r.ReadVarU32(), r.ReadVarU32()),
-            _ => throw new MalformedModuleException("integer too large", offset),
+            _ => throw new MalformedModuleException("integer too large", offset, LaterProposals.OfLimitsFlag(flags) is { } proposal ? $"limits flag {flags}: {proposal}, which Ferry does not support" : $"limits flag {flags}"),
         };
     }
 
@@ -262,7 +262,7 @@ internal static class ModuleDecoder
                     instructions.Add(new ConstantInstruction(opcode, 0, 0));
                     break;
                 default:
-                    throw new MalformedModuleException("illegal opcode", offset);
+                    throw LaterProposals.IllegalOpcode(opcode, offset);
             }
         }
     }
