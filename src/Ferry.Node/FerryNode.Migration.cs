@@ -183,6 +183,22 @@ public sealed partial class FerryNode
         if (request.To == Name) { await Fail(400, $"process {id} already runs on {Name}"); return; }
         if (Cluster.Find(request.To) is not { } member) { await Fail(404, $"no node named {request.To} in the cluster"); return; }
         if (member.State == MemberState.Down) { await Fail(503, $"node {request.To} is down"); return; }
+        // One migration at a time: two would harvest each other's dirty frames.
+        if (!process.TryBeginMigration()) { await Fail(409, $"process {id} is {process.State} or already migrating: it cannot migrate"); return; }
+        try
+        {
+            await MigrateClaimedAsync(id, process, strategy, member, request, context);
+        }
+        finally
+        {
+            process.EndMigration();
+        }
+    }
+
+    /// <summary>The source side once <paramref name="process"/> is claimed for this migration.</summary>
+    private async Task MigrateClaimedAsync(string id, HostedProcess process, MigrationStrategy strategy, Member member, MigrateRequest request, HttpContext context)
+    {
+        async Task Fail(int status, string title) => await Results.Problem(statusCode: status, title: title).ExecuteAsync(context);
         var options = new MigrationOptions
         {
             Strategy = strategy,

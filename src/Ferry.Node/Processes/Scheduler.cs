@@ -152,6 +152,7 @@ public sealed class Scheduler : IDisposable
         process.State = state;
         process.Wasi.Dispose();
         process.Output.Close();
+        process.ReleaseIfEnded();
     }
 
     public void Dispose()
