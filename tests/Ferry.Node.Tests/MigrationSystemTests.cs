@@ -156,4 +156,38 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
         Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
     }
+
+    [Fact]
+    public async Task Two_migrations_of_one_process_at_once_move_it_once_and_the_other_is_refused()
+    {
+        StartCluster();
+        using var a = Client(0);
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        string[] arguments = ["--mib", "32", "--iterations", "8000", "--writes-per-iteration", "300", "--report", "100", "--sleep-us", "500"];
+        var native = Ferry.Tests.Shared.Guests.Run(new ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), arguments));
+        var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null));
+        await Task.Delay(200);
+        // At 40 MB/s the first one's round 0 alone takes most of a second: the second arrives while it runs.
+        async Task<string> Attempt(string to)
+        {
+            try
+            {
+                var last = await a.Migrate(id, new MigrateRequest(to, "pre-copy", BandwidthMBps: 40));
+                return last.TryGetProperty("report", out _) ? $"moved to {to}" : $"failed: {last}";
+            }
+            catch (NodeRequestException e) when (e.Status == 409)
+            {
+                return "refused";
+            }
+        }
+        var outcomes = await Task.WhenAll(Attempt("b"), Attempt("c"));
+        output.WriteLine(string.Join("; ", outcomes));
+        Assert.Single(outcomes, o => o.StartsWith("moved to", StringComparison.Ordinal));
+        Assert.Single(outcomes, o => o == "refused");
+        var moved = new MemoryStream();
+        Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
+        var finished = await a.Process(id);
+        Assert.Equal(outcomes.Single(o => o.StartsWith("moved to", StringComparison.Ordinal))[^1..], finished.GetProperty("node").GetString());
+    }
 }
