@@ -178,16 +178,11 @@ public sealed partial class FerryNode
     {
         async Task Fail(int status, string title) => await Results.Problem(statusCode: status, title: title).ExecuteAsync(context);
         if (!_processes.TryGetValue(id, out var process)) { await Fail(404, $"no process {id}"); return; }
-        if (process.Ended || process.State is ProcessState.InDoubt or ProcessState.Migrating) { await Fail(409, $"process {id} is {process.State}: it cannot migrate"); return; }
-        if (ParseStrategy(request.Strategy) is not { } strategy) { await Fail(400, $"unknown strategy {request.Strategy}: stop-copy, pre-copy, post-copy or hybrid"); return; }
-        if (request.To == Name) { await Fail(400, $"process {id} already runs on {Name}"); return; }
-        if (Cluster.Find(request.To) is not { } member) { await Fail(404, $"no node named {request.To} in the cluster"); return; }
-        if (member.State == MemberState.Down) { await Fail(503, $"node {request.To} is down"); return; }
         // One migration at a time: two would harvest each other's dirty frames.
-        if (!process.TryBeginMigration()) { await Fail(409, $"process {id} is {process.State} or already migrating: it cannot migrate"); return; }
+        if (!process.TryBeginMigration()) { await Fail(409, $"process {id} is {process.State}{(process.Ended || process.State == ProcessState.InDoubt ? "" : " and already migrating")}: it cannot migrate"); return; }
         try
         {
-            await MigrateClaimedAsync(id, process, strategy, member, request, context);
+            await MigrateClaimedAsync(id, process, request, context);
         }
         finally
         {
@@ -196,9 +191,13 @@ public sealed partial class FerryNode
     }
 
     /// <summary>The source side once <paramref name="process"/> is claimed for this migration.</summary>
-    private async Task MigrateClaimedAsync(string id, HostedProcess process, MigrationStrategy strategy, Member member, MigrateRequest request, HttpContext context)
+    private async Task MigrateClaimedAsync(string id, HostedProcess process, MigrateRequest request, HttpContext context)
     {
         async Task Fail(int status, string title) => await Results.Problem(statusCode: status, title: title).ExecuteAsync(context);
+        if (ParseStrategy(request.Strategy) is not { } strategy) { await Fail(400, $"unknown strategy {request.Strategy}: stop-copy, pre-copy, post-copy or hybrid"); return; }
+        if (request.To == Name) { await Fail(400, $"process {id} already runs on {Name}"); return; }
+        if (Cluster.Find(request.To) is not { } member) { await Fail(404, $"no node named {request.To} in the cluster"); return; }
+        if (member.State == MemberState.Down) { await Fail(503, $"node {request.To} is down"); return; }
         var options = new MigrationOptions
         {
             Strategy = strategy,

@@ -58,7 +58,8 @@ public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance 
     public string? MovedTo { get; internal set; }
     /// <summary>Fuel slices this process has run, a measure of progress under the scheduler.</summary>
     public long Slices { get; internal set; }
-    public long InstructionsExecuted => _execution?.InstructionsExecuted ?? _instructionsAtRelease;
+    // Read once: a release between a check and a use would otherwise lose the count.
+    public long InstructionsExecuted => Volatile.Read(ref _execution)?.InstructionsExecuted ?? Volatile.Read(ref _instructionsAtRelease);
     public bool Ended => State is ProcessState.Finished or ProcessState.Trapped or ProcessState.Killed or ProcessState.Saved or ProcessState.Moved or ProcessState.Lost;
 
     internal bool KillRequested => _killRequested;
@@ -116,8 +117,8 @@ public sealed class HostedProcess(string id, Ferry.Wasm.Module module, Instance 
         lock (Gate)
         {
             if (!Ended || State == ProcessState.Saved || _migrating || _execution is null) return;
-            _instructionsAtRelease = _execution.InstructionsExecuted;
-            _execution = null;
+            Volatile.Write(ref _instructionsAtRelease, _execution.InstructionsExecuted);
+            Volatile.Write(ref _execution, null);
             _instance = null;
             Pager = null;
         }
