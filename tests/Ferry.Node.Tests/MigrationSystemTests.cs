@@ -135,15 +135,28 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    /// <summary>Submits dirtier with <paramref name="arguments"/> to <paramref name="a"/>; returns its id and what its native build prints.</summary>
+    private static async Task<(string Id, Ferry.Tests.Shared.Guests.Result Native)> SubmitDirtier(NodeClient a, string[] arguments)
+    {
+        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
+        var native = Ferry.Tests.Shared.Guests.Run(new ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), arguments));
+        return (await a.Submit(new SubmitRequest(hash, [.. arguments], null, null)), native);
+    }
+
+    /// <summary>Follows the process's output through <paramref name="a"/> to its end: the native build's exit code and bytes.</summary>
+    private static async Task AssertOutputIsNatives(NodeClient a, string id, Ferry.Tests.Shared.Guests.Result native)
+    {
+        var moved = new MemoryStream();
+        Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
+    }
+
     [Fact]
     public async Task A_running_process_moves_live_around_the_cluster_with_every_strategy_and_its_output_is_whole()
     {
         StartCluster();
         using var a = Client(0);
-        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
-        string[] arguments = ["--mib", "16", "--iterations", "3000", "--writes-per-iteration", "300", "--report", "100", "--sleep-us", "500"];
-        var native = Ferry.Tests.Shared.Guests.Run(new ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), arguments));
-        var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null));
+        var (id, native) = await SubmitDirtier(a, ["--mib", "16", "--iterations", "3000", "--writes-per-iteration", "300", "--report", "100", "--sleep-us", "500"]);
         var hops = new[] { ("b", "pre-copy"), ("c", "post-copy"), ("a", "hybrid"), ("b", "stop-copy") };
         foreach (var (to, strategy) in hops)
         {
@@ -152,9 +165,7 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
             output.WriteLine($"{strategy} to {to}: downtime {report.GetProperty("downtimeMs").GetDouble():N2} ms, total {report.GetProperty("totalMs").GetDouble():N1} ms, {report.GetProperty("bytesSent").GetInt64():N0} bytes");
             if (strategy is "post-copy" or "hybrid") Assert.Equal(0, report.GetProperty("framesSentTwice").GetInt64());
         }
-        var moved = new MemoryStream();
-        Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
-        Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
+        await AssertOutputIsNatives(a, id, native);
     }
 
     [Fact]
@@ -162,10 +173,7 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
     {
         StartCluster();
         using var a = Client(0);
-        var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
-        string[] arguments = ["--mib", "32", "--iterations", "8000", "--writes-per-iteration", "300", "--report", "100", "--sleep-us", "500"];
-        var native = Ferry.Tests.Shared.Guests.Run(new ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), arguments));
-        var id = await a.Submit(new SubmitRequest(hash, [.. arguments], null, null));
+        var (id, native) = await SubmitDirtier(a, ["--mib", "32", "--iterations", "8000", "--writes-per-iteration", "300", "--report", "100", "--sleep-us", "500"]);
         await Task.Delay(200);
         // At 40 MB/s the first one's round 0 alone takes most of a second: the second arrives while it runs.
         async Task<string> Attempt(string to)
@@ -184,9 +192,7 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         output.WriteLine(string.Join("; ", outcomes));
         Assert.Single(outcomes, o => o.StartsWith("moved to", StringComparison.Ordinal));
         Assert.Single(outcomes, o => o == "refused");
-        var moved = new MemoryStream();
-        Assert.Equal(native.ExitCode, await a.CopyOutput(id, moved, Stream.Null, follow: true));
-        Assert.Equal(native.Text, Encoding.UTF8.GetString(moved.ToArray()));
+        await AssertOutputIsNatives(a, id, native);
         var finished = await a.Process(id);
         Assert.Equal(outcomes.Single(o => o.StartsWith("moved to", StringComparison.Ordinal))[^1..], finished.GetProperty("node").GetString());
     }

@@ -189,7 +189,7 @@ internal static class ModuleDecoder
         {
             0 => new Limits(r.ReadVarU32(), null),
             1 => new Limits(r.ReadVarU32(), r.ReadVarU32()),
-            _ => throw new MalformedModuleException("integer too large", offset, LaterProposals.OfLimitsFlag(flags) is { } proposal ? $"limits flag {flags}: {proposal}, which Ferry does not support" : $"limits flag {flags}"),
+            _ => throw LaterProposals.LimitsFlag(flags, offset),
         };
     }
 

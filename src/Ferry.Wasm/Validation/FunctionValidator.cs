@@ -398,7 +398,7 @@ internal sealed class FunctionValidator
             case Opcodes.PrefixSimd:
                 throw new UnsupportedFeatureException("SIMD", _offset);
             default:
-                if (NumericSignatures.Of(opcode) is not { } signature) throw new MalformedModuleException("illegal opcode", _offset);
+                if (NumericSignatures.Of(opcode) is not { } signature) throw Binary.LaterProposals.IllegalOpcode(opcode, _offset);
                 if (signature.Second != Unknown) Pop(signature.Second);
                 Pop(signature.First);
                 Push(signature.Result);
