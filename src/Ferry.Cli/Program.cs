@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ferry.Cli;
 using Ferry.Cli.Commands;
 
 var root = new RootCommand("Ferry moves running WebAssembly programs between machines.")
@@ -16,4 +17,4 @@ var root = new RootCommand("Ferry moves running WebAssembly programs between mac
     MigrateCommand.Continue(),
     DemoCommand.Create(),
 };
-return root.Parse(args).Invoke();
+return root.Parse(GuestArguments.Separate(root, args)).Invoke();

@@ -51,6 +51,22 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public void Arguments_after_the_module_reach_the_guest_even_when_they_look_like_ferry_options()
+    {
+        var result = Guests.Ferry(["run", "--env", "FERRY_COLOR=blue", Guests.Wasm("args_env"), "-h", "--fuel", "5", "--env", "FERRY_X=1", "--help"]);
+        Assert.Equal(6, result.ExitCode);
+        Assert.Equal("arg 1: -h\narg 2: --fuel\narg 3: 5\narg 4: --env\narg 5: FERRY_X=1\narg 6: --help\nenv: FERRY_COLOR=blue\nFERRY_NOT_SET is unset\n", Encoding.UTF8.GetString(result.Stdout));
+    }
+
+    [Fact]
+    public void A_double_dash_after_the_module_still_ends_ferrys_options()
+    {
+        var result = Guests.Ferry(["run", Guests.Wasm("args_env"), "--", "-v"]);
+        Assert.Equal(1, result.ExitCode);
+        Assert.StartsWith("arg 1: -v\n", Encoding.UTF8.GetString(result.Stdout));
+    }
+
+    [Fact]
     public void Fuel_stops_the_run_with_exit_124()
     {
         var result = Guests.Ferry(["run", "--fuel", "1000", Guests.Wasm("dirtier")]);
