@@ -29,6 +29,26 @@ internal static partial class HugePages
         }
     }
 
+    /// <summary>Drops the whole 4 KiB pages inside [start, start+length) (MADV_DONTNEED: they read as zero again, unbacked).</summary>
+    public static unsafe void Release(byte* start, long length)
+    {
+        const long PageSize = 4096;
+        if (!OperatingSystem.IsLinux()) return;
+        var first = ((long)start + PageSize - 1) & ~(PageSize - 1);
+        var end = ((long)start + length) & ~(PageSize - 1);
+        if (end <= first) return;
+        try
+        {
+            _ = Madvise((nint)first, (nuint)(end - first), MadviseDontNeed);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // No libc to ask: the old buffer is freed when collected.
+        }
+    }
+
+    private const int MadviseDontNeed = 4;
+
     [LibraryImport("libc.so.6", EntryPoint = "madvise")]
     private static partial int Madvise(nint address, nuint length, int advice);
 }

@@ -181,7 +181,9 @@ public sealed unsafe class LinearMemory
         using var scope = _resize.EnterScope();
         if (grown != _bytes)
         {
-            _bytes.AsSpan(0, (int)_size).CopyTo(grown);
+            // No other thread reads the old buffer unless a migration tracks this memory (Frame() may then read it
+            // torn, relying on it keeping its contents), so only then must it stay intact until collected.
+            MoveContents(_bytes, grown, (long)_size, release: !_dirtyTracking && !_presenceTracking);
             _bytes = grown;
             _base = AddressOf(grown);
         }
@@ -195,6 +197,27 @@ public sealed unsafe class LinearMemory
         if (_dirtyTracking) Dirty.SetRange(oldFrames, FrameCount - 1);
         UpdateLimits();
         return (int)oldPages;
+    }
+
+    /// <summary>
+    /// Copies the first <paramref name="size"/> bytes of <paramref name="from"/> into the zeroed <paramref name="to"/>, skipping
+    /// all-zero frames so that the new buffer's pages stay unbacked where the guest never wrote; with
+    /// <paramref name="release"/>, hands the old buffer's pages back to the OS as each chunk is copied, so a growth does not
+    /// hold two copies of the memory (the old array lingers, pinned, until a full collection).
+    /// </summary>
+    private static void MoveContents(byte[] from, byte[] to, long size, bool release)
+    {
+        const int Chunk = 2 << 20;
+        for (long at = 0; at < size; at += Chunk)
+        {
+            var length = (int)Math.Min(Chunk, size - at);
+            for (var frame = 0; frame < length; frame += FrameSize)
+            {
+                var source = from.AsSpan((int)(at + frame), Math.Min(FrameSize, length - frame));
+                if (source.IndexOfAnyExcept((byte)0) >= 0) source.CopyTo(to.AsSpan((int)(at + frame)));
+            }
+            if (release) HugePages.Release(AddressOf(from) + at, length);
+        }
     }
 
     /// <summary>Copies a frame's contents in (post-copy fetch or restore) and marks it present.</summary>
