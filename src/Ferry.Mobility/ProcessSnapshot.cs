@@ -10,6 +10,9 @@ namespace Ferry.Mobility;
 /// <summary>A restore could not re-establish the process: a resource it holds is gone, or the state does not fit the module.</summary>
 public sealed class RestoreException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>The process holds a resource no snapshot can carry (a connected socket, a file whose name is gone): it stays where it is.</summary>
+public sealed class CaptureRefusedException(string message) : InvalidOperationException(message);
+
 /// <summary>A process brought back from a snapshot, stopped where it was captured; <see cref="Execution"/>.Run continues it.</summary>
 public sealed class RestoredProcess(Module module, Store store, Instance instance, Execution execution, WasiProcess wasi) : IDisposable
 {
@@ -56,10 +59,12 @@ public static class ProcessSnapshot
             descriptors.Add(resource switch
             {
                 StdioResource => record,
+                FileResource { Unlinked: true } file => throw new CaptureRefusedException(
+                    $"descriptor {fd} is a file whose name was removed while it was open ({file.HostPath}): no path reopens it, so the process cannot be captured while it holds it"),
                 FileResource file => record with { HostPath = file.HostPath, Readable = file.Readable, Writable = file.Writable, Offset = file.Offset },
                 DirectoryResource directory => record with { PreopenIndex = configuration.Preopens.IndexOf(directory.Preopen), Components = [.. directory.Components] },
                 ListenerResource listener => record with { ListenerIndex = listener.Index },
-                _ => throw new InvalidOperationException(
+                _ => throw new CaptureRefusedException(
                     $"descriptor {fd} is a connected socket ({resource.Location}), fixed to this machine: the process cannot be captured while it holds one"),
             });
         }

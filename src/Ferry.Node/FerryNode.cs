@@ -225,7 +225,7 @@ public sealed partial class FerryNode : IAsyncDisposable
                 }
                 File.Move(file + ".partial", file, overwrite: true);
             }
-            catch (InvalidOperationException)
+            catch (Ferry.Mobility.CaptureRefusedException)
             {
                 File.Delete(file + ".partial");
             }

@@ -43,6 +43,7 @@ public sealed partial class WasiProcess
                 if (!info.Exists) return Errno.NoEntry;
             }
             info.Delete();
+            OpenFilesUnlinked(target.HostPath);
             return Errno.Success;
         });
         Define(linker, "path_rename", "iiiiii", PathRename);
@@ -174,12 +175,35 @@ public sealed partial class WasiProcess
                 Directory.Delete(target.HostPath);
             }
             Directory.Move(source.HostPath, target.HostPath);
+            OpenFilesMoved(source.HostPath + Path.DirectorySeparatorChar, target.HostPath + Path.DirectorySeparatorChar, prefix: true);
         }
         else
         {
             if (Directory.Exists(target.HostPath) && new FileInfo(target.HostPath).LinkTarget is null) return Errno.IsDirectory;
             File.Move(source.HostPath, target.HostPath, overwrite: true);
+            OpenFilesUnlinked(target.HostPath);
+            OpenFilesMoved(source.HostPath, target.HostPath, prefix: false);
         }
         return Errno.Success;
+    }
+
+    /// <summary>An open file whose name the guest removed (or replaced) no longer has a path that a restore could reopen.</summary>
+    private void OpenFilesUnlinked(string hostPath)
+    {
+        foreach (var (_, resource) in Resources.Entries())
+        {
+            if (resource is FileResource file && string.Equals(file.HostPath, hostPath, StringComparison.Ordinal)) file.Unlinked = true;
+        }
+    }
+
+    /// <summary>An open file the guest renamed (or that lies under a directory it renamed) is now found at the new path.</summary>
+    private void OpenFilesMoved(string from, string to, bool prefix)
+    {
+        foreach (var (_, resource) in Resources.Entries())
+        {
+            if (resource is not FileResource file || file.Unlinked) continue;
+            if (!prefix && string.Equals(file.HostPath, from, StringComparison.Ordinal)) file.HostPath = to;
+            else if (prefix && file.HostPath.StartsWith(from, StringComparison.Ordinal)) file.HostPath = to + file.HostPath[from.Length..];
+        }
     }
 }

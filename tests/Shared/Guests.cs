@@ -59,10 +59,10 @@ public static class Guests
         return new Result(process.ExitCode, output.ToArray(), errors.Result);
     }
 
-    /// <summary>Runs the native build of a guest.</summary>
-    public static Result NativeRun(string name, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
+    /// <summary>Runs the native build of a guest (in <paramref name="workingDirectory"/> when given).</summary>
+    public static Result NativeRun(string name, IEnumerable<string> arguments, IDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
-        var start = new ProcessStartInfo(Native(name));
+        var start = new ProcessStartInfo(Native(name)) { WorkingDirectory = workingDirectory ?? "" };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         if (environment is not null)
         {

@@ -131,7 +131,7 @@ public sealed class MigrationSource
             var (verdict, detail) = await _channel.ExpectAsync(cancel, MigrationFrame.Committed, MigrationFrame.Abort);
             if (verdict == MigrationFrame.Abort) throw new MigrationRefusedException($"the target abandoned the migration: {Encoding.UTF8.GetString(detail.Span)}");
         }
-        catch (Exception e) when (e is IOException or MigrationProtocolException or MigrationRefusedException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or MigrationProtocolException or MigrationRefusedException or CaptureRefusedException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
             var failedAt = _stage;
             _stage = MigrationStage.Aborted;

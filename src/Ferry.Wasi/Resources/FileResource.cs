@@ -13,7 +13,10 @@ public sealed class FileResource(SafeFileHandle handle, string hostPath, bool re
     public override string? Location => HostPath;
     internal override FileType FileType => FileType.RegularFile;
 
-    public string HostPath { get; } = hostPath;
+    /// <summary>Where the file is now: follows the guest's renames of it (path_rename).</summary>
+    public string HostPath { get; internal set; } = hostPath;
+    /// <summary>The guest removed or replaced the file's name while it was open: no path names it any more.</summary>
+    public bool Unlinked { get; internal set; }
     public SafeFileHandle Handle { get; } = handle;
     public bool Readable { get; } = readable;
     public bool Writable { get; } = writable;
