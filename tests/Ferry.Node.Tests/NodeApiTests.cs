@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Ferry.Node.Client;
 using Ferry.Tests.Shared;
 using Xunit.Abstractions;
 
@@ -94,6 +95,19 @@ public sealed class NodeApiTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(2, exitCode);
         var listed = await _client.GetFromJsonAsync<JsonElement>("/v1/processes");
         Assert.Contains(listed.EnumerateArray(), p => p.GetProperty("id").GetString() == id);
+    }
+
+    [Fact]
+    public async Task Output_beyond_what_the_node_keeps_is_reported_as_a_gap_by_the_client_not_spliced_silently()
+    {
+        var id = await Submit(await Upload(File.ReadAllBytes(Guests.Wasm("io"))), ["write", "3"]);
+        using var client = new NodeClient(_node.Address.ToString(), _node.Key);
+        var stdout = new MemoryStream();
+        var gaps = new List<(int Stream, long Bytes)>();
+        Assert.Equal(0, await client.CopyOutput(id, stdout, Stream.Null, follow: true, (stream, bytes) => gaps.Add((stream, bytes))));
+        // Three MiB written, at most the last one kept: what came back and the gap reported add up to the whole stream.
+        Assert.Equal(3L << 20, stdout.Length + gaps.Where(g => g.Stream == 1).Sum(g => g.Bytes));
+        Assert.NotEmpty(gaps);
     }
 
     [Fact]

@@ -138,10 +138,14 @@ internal static class NodeCommands
                 return 0;
             }
             Console.Error.WriteLine($"ferry: process {id}");
-            return await node.CopyOutput(id, Console.OpenStandardOutput(), Console.OpenStandardError(), follow: true) ?? ExitCodes.Trap;
+            return await node.CopyOutput(id, Console.OpenStandardOutput(), Console.OpenStandardError(), follow: true, ReportLostOutput) ?? ExitCodes.Trap;
         }));
         return command;
     }
+
+    /// <summary>Says, on Ferry's own stderr line, where the guest's output has a gap the nodes no longer hold.</summary>
+    private static void ReportLostOutput(int stream, long bytes) =>
+        Console.Error.WriteLine($"ferry: {bytes:N0} bytes of {(stream == 1 ? "stdout" : "stderr")} are missing here: a node keeps only the last 1 MiB of each stream");
 
     public static Command Ps()
     {
@@ -175,7 +179,7 @@ internal static class NodeCommands
         var command = new Command("logs", "Print a process's output") { client.Node, client.KeyFile, follow, id };
         command.SetAction((result, _) => WithClient(result, client, async node =>
         {
-            await node.CopyOutput(result.GetValue(id)!, Console.OpenStandardOutput(), Console.OpenStandardError(), result.GetValue(follow));
+            await node.CopyOutput(result.GetValue(id)!, Console.OpenStandardOutput(), Console.OpenStandardError(), result.GetValue(follow), ReportLostOutput);
             return 0;
         }));
         return command;

@@ -141,8 +141,12 @@ public sealed class NodeClient : IDisposable
         return (pieces, page.GetProperty("closed").GetBoolean(), exit.ValueKind == JsonValueKind.Number ? exit.GetInt32() : null);
     }
 
-    /// <summary>Copies a process's output to the given streams, each byte once and in order; returns when it ends (its exit code) or, unless following, when nothing more is there.</summary>
-    public async Task<int?> CopyOutput(string id, Stream stdout, Stream stderr, bool follow)
+    /// <summary>
+    /// Copies a process's output to the given streams, each byte once and in order; returns when it ends (its exit code) or,
+    /// unless following, when nothing more is there. <paramref name="lost"/> is told (stream 1 or 2, bytes) where output the
+    /// nodes no longer keep (each keeps the last 1 MiB of a stream) is missing before what follows, so a gap is never silent.
+    /// </summary>
+    public async Task<int?> CopyOutput(string id, Stream stdout, Stream stderr, bool follow, Action<int, long>? lost = null)
     {
         long outAt = 0, errAt = 0;
         while (true)
@@ -151,6 +155,7 @@ public sealed class NodeClient : IDisposable
             foreach (var piece in pieces)
             {
                 ref var at = ref piece.Stream == 1 ? ref outAt : ref errAt;
+                if (piece.Sequence > at) lost?.Invoke(piece.Stream, piece.Sequence - at);
                 var skip = (int)Math.Max(0, at - piece.Sequence);
                 if (skip >= piece.Data.Length) continue;
                 (piece.Stream == 1 ? stdout : stderr).Write(piece.Data, skip, piece.Data.Length - skip);
