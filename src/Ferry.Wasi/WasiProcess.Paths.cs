@@ -164,6 +164,8 @@ public sealed partial class WasiProcess
         var target = Resolve(context, a[3], a[4], a[5], follow: false);
         if (!Exists(source.HostPath)) return Errno.NoEntry;
         if (source.Components.Count == 0 || target.Components.Count == 0) return Errno.Busy;
+        // A rename onto itself does nothing (POSIX), and must not take the name from its own open descriptors.
+        if (string.Equals(source.HostPath, target.HostPath, StringComparison.Ordinal)) return Errno.Success;
         RequireParent(target.HostPath);
         var sourceIsDirectory = Directory.Exists(source.HostPath) && new FileInfo(source.HostPath).LinkTarget is null;
         if (sourceIsDirectory)
