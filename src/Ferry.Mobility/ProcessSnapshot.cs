@@ -53,15 +53,25 @@ public static class ProcessSnapshot
     {
         var configuration = wasi.Configuration;
         var descriptors = new List<DescriptorRecord>();
+        var copiedBytes = 0L;
+        var copiedFrom = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (fd, resource) in wasi.Resources.Entries())
         {
+            if (resource is FileResource { Unlinked: true } unlinked && !copiedFrom.TryAdd(unlinked.HostPath, fd))
+            {
+                // Copies of one file would no longer share their writes; two files once at one name cannot be told apart without the inode.
+                throw new CaptureRefusedException(
+                    $"descriptors {copiedFrom[unlinked.HostPath]} and {fd} hold files whose name {unlinked.HostPath} was removed; they may be one file, which two copies would split, so the process cannot be captured while it holds both");
+            }
             var record = new DescriptorRecord(fd, resource.Kind, resource.Binding, resource.Attachment, resource.Flags, resource.RightsBase, resource.RightsInheriting);
             descriptors.Add(resource switch
             {
                 StdioResource => record,
-                FileResource { Unlinked: true } file => throw new CaptureRefusedException(
-                    $"descriptor {fd} is a file whose name was removed while it was open ({file.HostPath}): no path reopens it, so the process cannot be captured while it holds it"),
-                FileResource file => record with { HostPath = file.HostPath, Readable = file.Readable, Writable = file.Writable, Offset = file.Offset },
+                FileResource file => record with
+                {
+                    HostPath = file.HostPath, Readable = file.Readable, Writable = file.Writable, Offset = file.Offset,
+                    Copy = file.Unlinked ? CopyOf(fd, file, ref copiedBytes) : null,
+                },
                 DirectoryResource directory => record with { PreopenIndex = configuration.Preopens.IndexOf(directory.Preopen), Components = [.. directory.Components] },
                 ListenerResource listener => record with { ListenerIndex = listener.Index },
                 _ => throw new CaptureRefusedException(
@@ -75,6 +85,27 @@ public static class ProcessSnapshot
             [.. configuration.Listeners.Select(l => l.ToString())],
             descriptors,
             wasi.MonotonicNanoseconds);
+    }
+
+    /// <summary>
+    /// The contents of a file whose name is gone (by value: no path reopens it): all of them if the process may read it; of
+    /// one it may only write, the length alone, since nothing it can do shows it the bytes (and the handle cannot read them).
+    /// </summary>
+    private static CopiedFile CopyOf(int fd, FileResource file, ref long copiedBytes)
+    {
+        var length = RandomAccess.GetLength(file.Handle);
+        copiedBytes += length;
+        if (copiedBytes > SnapshotLayout.MaxCopiedFileBytes)
+            throw new CaptureRefusedException($"descriptor {fd} is a file of {length:N0} bytes whose name was removed: a snapshot carries such files by value, {SnapshotLayout.MaxCopiedFileBytes:N0} bytes at most in all");
+        if (!file.Readable) return new CopiedFile(length, []);
+        var data = new byte[length];
+        for (var at = 0; at < data.Length;)
+        {
+            var read = RandomAccess.Read(file.Handle, data.AsSpan(at), at);
+            if (read == 0) throw new CaptureRefusedException($"descriptor {fd}: the file whose name was removed shrank while it was copied");
+            at += read;
+        }
+        return new CopiedFile(length, data);
     }
 
     /// <summary>
@@ -171,6 +202,21 @@ public static class ProcessSnapshot
     {
         var listeners = wasi.Resources.Entries().Select(e => e.Resource).OfType<ListenerResource>().ToList();
         var result = new List<(int, Resource)>();
+        try
+        {
+            Reestablish(resources, output, configuration, listeners, result);
+        }
+        catch
+        {
+            // Files opened (or copies made) before the failure are closed now, not whenever a finalizer runs.
+            foreach (var (_, resource) in result) if (resource is FileResource file) file.Dispose();
+            throw;
+        }
+        return result;
+    }
+
+    private static void Reestablish(ResourceSegment resources, OutputSequence output, WasiConfiguration configuration, List<ListenerResource> listeners, List<(int, Resource)> result)
+    {
         foreach (var d in resources.Descriptors)
         {
             Resource resource = d.Kind switch
@@ -178,7 +224,7 @@ public static class ProcessSnapshot
                 ResourceKind.Stdin => new StdioResource(ResourceKind.Stdin, configuration.Stdin),
                 ResourceKind.Stdout => new StdioResource(ResourceKind.Stdout, configuration.Stdout, output.Stdout),
                 ResourceKind.Stderr => new StdioResource(ResourceKind.Stderr, configuration.Stderr, output.Stderr),
-                ResourceKind.File => Reopen(d),
+                ResourceKind.File => d.Copy is { } copy ? Recreate(d, copy) : Reopen(d),
                 ResourceKind.Directory => new DirectoryResource(configuration.Preopens[d.PreopenIndex], d.Components ?? []),
                 ResourceKind.SocketListener => listeners[d.ListenerIndex],
                 _ => throw new SnapshotFormatException($"descriptor {d.Fd}: a connected socket cannot be restored"),
@@ -188,7 +234,36 @@ public static class ProcessSnapshot
             resource.RightsInheriting = d.RightsInheriting;
             result.Add((d.Fd, resource));
         }
-        return result;
+    }
+
+    /// <summary>
+    /// A file carried by value comes back as a new file with no name, as it was: created empty in the host's temporary
+    /// directory and removed from it at once (before its contents are written, so no one else can read them by name).
+    /// </summary>
+    private static FileResource Recreate(DescriptorRecord d, CopiedFile copy)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"ferry-copied-{Guid.NewGuid():N}");
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new RestoreException($"descriptor {d.Fd}: no file can be created in {Path.GetTempPath()} for the copy of {d.HostPath}: {e.Message}", e);
+        }
+        try
+        {
+            File.Delete(path);
+            RandomAccess.Write(handle, copy.Data, 0);
+            RandomAccess.SetLength(handle, copy.Length);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            handle.Dispose();
+            throw new RestoreException($"descriptor {d.Fd}: the copy of {d.HostPath} ({copy.Length:N0} bytes) cannot be written to {Path.GetTempPath()}: {e.Message}", e);
+        }
+        return new FileResource(handle, d.HostPath!, d.Readable, d.Writable, unlinked: true) { Offset = d.Offset };
     }
 
     /// <summary>An open file is bound by identifier: the same path is reopened, at the same offset, with the same access.</summary>

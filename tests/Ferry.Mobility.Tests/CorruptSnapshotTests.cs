@@ -55,7 +55,7 @@ public sealed class CorruptSnapshotTests(ITestOutputHelper output) : IDisposable
             yield return ("overwritten word", bytes);
         }
         var version = (byte[])good.Clone();
-        version[8] = 2;
+        version[8] = SnapshotLayout.Version + 1;
         yield return ("wrong version", version);
         var sections = SectionOffsets(good);
         foreach (var offset in sections)
@@ -87,6 +87,103 @@ public sealed class CorruptSnapshotTests(ITestOutputHelper output) : IDisposable
             at += SnapshotLayout.SectionHeaderSize + (int)BinaryPrimitives.ReadInt64LittleEndian(snapshot.AsSpan(at + 4)) + 4;
         }
         return offsets;
+    }
+
+    /// <summary>Where each descriptor's copy flag (the field version 2 added, 0 without a copy) lies in a Resources payload.</summary>
+    private static List<int> CopyFlags(byte[] resources)
+    {
+        var at = 0;
+        int U32() => (int)BinaryPrimitives.ReadUInt32LittleEndian(resources.AsSpan((at += 4) - 4));
+        void Strings(int n)
+        {
+            for (var i = 0; i < n; i++)
+            {
+                var length = U32();
+                at += length;
+            }
+        }
+        Strings(U32());
+        Strings(2 * U32());
+        Strings(2 * U32());
+        Strings(U32());
+        var flags = new List<int>();
+        for (var n = U32(); n > 0; n--)
+        {
+            at += 4 + 3 + 2 + 8 + 8;
+            Strings(1);
+            at += 1 + 1 + 8 + 4;
+            Strings(U32());
+            at += 4;
+            flags.Add(at);
+            Assert.Equal(0, resources[at++]);
+        }
+        Assert.Equal(resources.Length, at + 8);
+        return flags;
+    }
+
+    /// <summary>The snapshot with its Resources payload replaced by <paramref name="change"/>'s result (length and checksum made right) and its version set.</summary>
+    private static byte[] WithResources(byte[] snapshot, Func<byte[], byte[]> change, ushort version)
+    {
+        var at = SectionOffsets(snapshot).Single(o => snapshot[o] == (byte)SectionType.Resources);
+        var length = (int)BinaryPrimitives.ReadInt64LittleEndian(snapshot.AsSpan(at + 4));
+        var payload = change(snapshot.AsSpan(at + SnapshotLayout.SectionHeaderSize, length).ToArray());
+        var header = snapshot.AsSpan(at, SnapshotLayout.SectionHeaderSize).ToArray();
+        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(4), payload.Length);
+        var crc = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(crc, Crc32C.Of(payload));
+        var result = (byte[])[.. snapshot[..at], .. header, .. payload, .. crc, .. snapshot[(at + SnapshotLayout.SectionHeaderSize + length + 4)..]];
+        BinaryPrimitives.WriteUInt16LittleEndian(result.AsSpan(8), version);
+        return result;
+    }
+
+    [Fact]
+    public void A_version_1_snapshot_written_before_files_could_be_copied_is_still_restored_and_runs_as_the_current_one()
+    {
+        var (good, module) = Capture();
+        var version1 = WithResources(good, payload =>
+        {
+            var flags = CopyFlags(payload);
+            return [.. payload.Where((_, i) => !flags.Contains(i))];
+        }, version: 1);
+        string Finish(byte[] snapshot)
+        {
+            var console = new MemoryStream();
+            using var restored = ProcessSnapshot.Restore(new MemoryStream(snapshot), Stream.Null, console, Stream.Null, _ => module);
+            Assert.Equal(ExecutionStatus.Finished, restored.Execution.Run(long.MaxValue));
+            return System.Text.Encoding.UTF8.GetString(console.ToArray());
+        }
+        // Each run goes on from the same files: the directory as the capture left it.
+        var captured = new MemoryStream();
+        System.IO.Compression.ZipFile.CreateFromDirectory(_directory.FullName, captured);
+        var current = Finish(good);
+        Assert.NotEmpty(current);
+        foreach (var entry in _directory.EnumerateFileSystemInfos()) (entry as DirectoryInfo)?.Delete(true);
+        foreach (var entry in _directory.EnumerateFiles()) entry.Delete();
+        captured.Position = 0;
+        System.IO.Compression.ZipFile.ExtractToDirectory(captured, _directory.FullName);
+        Assert.Equal(current, Finish(version1));
+        var unknown = Assert.Throws<SnapshotFormatException>(() => ProcessSnapshot.Restore(new MemoryStream(WithResources(good, p => p, version: 3)), Stream.Null, Stream.Null, Stream.Null, _ => module));
+        Assert.Contains("this Ferry reads versions 1 to 2", unknown.Message);
+    }
+
+    [Theory]
+    [InlineData(5, 10, "with 10 bytes of data")]
+    [InlineData(-1, 0, "with 0 bytes of data")]
+    [InlineData(SnapshotLayout.MaxCopiedFileBytes + 1, 0, "bytes at most")]
+    public void A_file_copy_that_breaks_the_formats_rules_is_refused(long length, int data, string reason)
+    {
+        var (good, module) = Capture();
+        var bad = WithResources(good, payload =>
+        {
+            var flag = CopyFlags(payload)[^1];
+            var copy = new byte[1 + 8 + 4 + data];
+            copy[0] = 1;
+            BinaryPrimitives.WriteInt64LittleEndian(copy.AsSpan(1), length);
+            BinaryPrimitives.WriteInt32LittleEndian(copy.AsSpan(9), data);
+            return [.. payload[..flag], .. copy, .. payload[(flag + 1)..]];
+        }, SnapshotLayout.Version);
+        var error = Assert.Throws<SnapshotFormatException>(() => ProcessSnapshot.Restore(new MemoryStream(bad), Stream.Null, Stream.Null, Stream.Null, _ => module));
+        Assert.Contains(reason, error.Message);
     }
 
     [Fact]

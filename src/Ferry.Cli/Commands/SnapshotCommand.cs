@@ -68,7 +68,7 @@ internal static class SnapshotCommand
                 attachment = d.Attachment.ToString(),
                 location = d.Kind switch
                 {
-                    Ferry.Wasi.Resources.ResourceKind.File => d.HostPath,
+                    Ferry.Wasi.Resources.ResourceKind.File => d.Copy is { } copy ? $"a copy of {copy.Length:N0} bytes (its name {d.HostPath} was removed)" : d.HostPath,
                     Ferry.Wasi.Resources.ResourceKind.Directory => string.Join('/', [snapshot.Resources.Preopens[d.PreopenIndex].HostPath, .. d.Components ?? []]),
                     Ferry.Wasi.Resources.ResourceKind.SocketListener => snapshot.Resources.Listeners[d.ListenerIndex],
                     _ => null,
@@ -82,7 +82,7 @@ internal static class SnapshotCommand
             Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
             return 0;
         }
-        Console.WriteLine($"snapshot {file} ({file.Length:N0} bytes, format {SnapshotLayout.Version}), captured {report.capturedAt:u}");
+        Console.WriteLine($"snapshot {file} ({file.Length:N0} bytes, format {reader.Version}), captured {report.capturedAt:u}");
         Console.WriteLine($"module      sha256:{snapshot.Header.ModuleHash} ({(snapshot.Header.CodeEmbedded ? $"embedded, {snapshot.Code.Length:N0} bytes" : "not embedded")})");
         Console.WriteLine($"progress    {snapshot.Header.InstructionsExecuted:N0} instructions executed");
         Console.WriteLine("sections    " + string.Join(", ", reader.Sections.Select(s => $"{s.Type} {s.Length:N0} B")));

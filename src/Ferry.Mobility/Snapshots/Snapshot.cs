@@ -22,7 +22,14 @@ public sealed record DescriptorRecord(
     long Offset = 0,
     int PreopenIndex = -1,
     string[]? Components = null,
-    int ListenerIndex = -1);
+    int ListenerIndex = -1,
+    CopiedFile? Copy = null);
+
+/// <summary>
+/// A file carried by value (its name was gone at capture): <paramref name="Length"/> bytes, of which <paramref name="Data"/>
+/// is the start and zeros the rest (all of it for a file the process could read; none for one it could only write).
+/// </summary>
+public sealed record CopiedFile(long Length, byte[] Data);
 
 /// <summary>The resource segment: what the process was granted and every handle it holds.</summary>
 public sealed record ResourceSegment(

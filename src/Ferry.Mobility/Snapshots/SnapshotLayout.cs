@@ -17,7 +17,11 @@ public enum SectionType : byte
 public static class SnapshotLayout
 {
     public static ReadOnlySpan<byte> Magic => "FERRYSNP"u8;
-    public const ushort Version = 1;
+    /// <summary>Version 2 added the by-value copy of a file whose name was gone (a descriptor's last field); version 1 is still read.</summary>
+    public const ushort Version = 2;
+    public const ushort OldestReadableVersion = 1;
+    /// <summary>The most file contents one snapshot carries by value; a process holding more cannot be captured.</summary>
+    public const long MaxCopiedFileBytes = 1L << 30;
     /// <summary>Section header: type (1), three zero bytes, payload length (8).</summary>
     public const int SectionHeaderSize = 12;
     public const int FrameRecordSize = 4 + Engine.Memory.LinearMemory.FrameSize;
@@ -27,7 +31,7 @@ public static class SnapshotLayout
     {
         SectionType.Header => 4096,
         SectionType.Code => 256L << 20,
-        SectionType.Resources => 16L << 20,
+        SectionType.Resources => (16L << 20) + MaxCopiedFileBytes,
         SectionType.Output => 64,
         SectionType.Instance => 256L << 20,
         SectionType.Execution => 1L << 30,

@@ -15,6 +15,9 @@ public sealed class SnapshotReader(Stream stream)
 {
     private long _position;
 
+    /// <summary>The format version of the snapshot, once its start is read.</summary>
+    public ushort Version { get; private set; }
+
     /// <summary>The sections read so far, with their payload lengths.</summary>
     public List<(SectionType Type, long Length)> Sections { get; } = [];
 
@@ -72,7 +75,9 @@ public sealed class SnapshotReader(Stream stream)
         ReadExactly(start);
         if (!start[..8].SequenceEqual(SnapshotLayout.Magic)) throw new SnapshotFormatException("not a Ferry snapshot (bad magic)");
         var version = BinaryPrimitives.ReadUInt16LittleEndian(start[8..]);
-        if (version != SnapshotLayout.Version) throw new SnapshotFormatException($"snapshot format version {version}; this Ferry reads version {SnapshotLayout.Version}");
+        if (version is < SnapshotLayout.OldestReadableVersion or > SnapshotLayout.Version)
+            throw new SnapshotFormatException($"snapshot format version {version}; this Ferry reads versions {SnapshotLayout.OldestReadableVersion} to {SnapshotLayout.Version}");
+        Version = version;
         if (start[10] != 0 || start[11] != 0) throw new SnapshotFormatException("reserved header bytes are not zero");
         (SectionType, long)? lookahead = null;
         return ParseHeader(Section(SectionType.Header, ref lookahead));
@@ -102,7 +107,7 @@ public sealed class SnapshotReader(Stream stream)
             var hash = SnapshotWriter.Hash(code);
             if (hash != header.ModuleHash) throw new SnapshotFormatException($"the module's SHA-256 is {hash}, the snapshot expects {header.ModuleHash}");
         }
-        var resources = ParseResources(Section(SectionType.Resources, ref lookahead));
+        var resources = ParseResources(Section(SectionType.Resources, ref lookahead), Version);
         var output = ParseOutput(Section(SectionType.Output, ref lookahead));
         var instance = ParseInstance(Section(SectionType.Instance, ref lookahead));
         var execution = ParseExecution(Section(SectionType.Execution, ref lookahead));
@@ -173,7 +178,7 @@ public sealed class SnapshotReader(Stream stream)
         return header;
     }
 
-    private static ResourceSegment ParseResources(byte[] payload)
+    private static ResourceSegment ParseResources(byte[] payload, ushort version)
     {
         var r = new PayloadReader(payload, SectionType.Resources);
         var arguments = new List<string>();
@@ -185,6 +190,7 @@ public sealed class SnapshotReader(Stream stream)
         var listeners = new List<string>();
         for (var n = r.Count(4); n > 0; n--) listeners.Add(r.String());
         var descriptors = new List<DescriptorRecord>();
+        long copied = 0;
         for (var n = r.Count(40); n > 0; n--)
         {
             var fd = r.I32();
@@ -202,12 +208,16 @@ public sealed class SnapshotReader(Stream stream)
             var components = new string[r.Count(4)];
             for (var i = 0; i < components.Length; i++) components[i] = r.String();
             var listener = r.I32();
+            var copy = version >= 2 && r.Bool() ? new CopiedFile(r.I64(), r.Bytes().ToArray()) : null;
+            if (copy is not null && (kind != ResourceKind.File || copy.Length < copy.Data.Length || (copied += copy.Length) > SnapshotLayout.MaxCopiedFileBytes))
+                throw r.Error($"descriptor {fd} carries a copy of {copy.Length} bytes with {copy.Data.Length} bytes of data (a file copy has at most its length in data, files copied {SnapshotLayout.MaxCopiedFileBytes} bytes at most)");
+            if (kind == ResourceKind.File && (binding == ResourceBinding.ByValue) != (copy is not null)) throw r.Error($"file descriptor {fd} is bound {binding} {(copy is null ? "without" : "with")} a copy of its contents");
             if (fd < 0 || offset < 0) throw r.Error($"descriptor {fd} has a negative number or offset");
             if (kind == ResourceKind.Directory && (preopen < 0 || preopen >= preopens.Count)) throw r.Error($"directory descriptor {fd} names preopen {preopen}");
             if (kind == ResourceKind.SocketListener && (listener < 0 || listener >= listeners.Count)) throw r.Error($"socket descriptor {fd} names listener {listener}");
             if (kind == ResourceKind.File && path.Length == 0) throw r.Error($"file descriptor {fd} has no path");
             if (components.Any(c => c is "" or "." or ".." || c.Contains('/'))) throw r.Error($"directory descriptor {fd} has an unsafe path component");
-            descriptors.Add(new DescriptorRecord(fd, kind, binding, attachment, flags, rightsBase, rightsInheriting, path, readable, writable, offset, preopen, components, listener));
+            descriptors.Add(new DescriptorRecord(fd, kind, binding, attachment, flags, rightsBase, rightsInheriting, path, readable, writable, offset, preopen, components, listener, copy));
         }
         if (descriptors.Select(d => d.Fd).Distinct().Count() != descriptors.Count) throw r.Error("a descriptor number appears twice");
         var monotonic = r.I64();

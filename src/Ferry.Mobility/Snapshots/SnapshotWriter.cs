@@ -106,6 +106,12 @@ public static class SnapshotWriter
             w.U32((uint)components.Length);
             foreach (var component in components) w.String(component);
             w.I32(d.ListenerIndex);
+            w.Byte(d.Copy is null ? (byte)0 : (byte)1);
+            if (d.Copy is { } copy)
+            {
+                w.I64(copy.Length);
+                w.Bytes(copy.Data);
+            }
         }
         w.I64(resources.MonotonicNanoseconds);
         return w.Written;
