@@ -209,8 +209,13 @@ public sealed class SnapshotReader(Stream stream)
             for (var i = 0; i < components.Length; i++) components[i] = r.String();
             var listener = r.I32();
             var copy = version >= 2 && r.Bool() ? new CopiedFile(r.I64(), r.Bytes().ToArray()) : null;
-            if (copy is not null && (kind != ResourceKind.File || copy.Length < copy.Data.Length || (copied += copy.Length) > SnapshotLayout.MaxCopiedFileBytes))
-                throw r.Error($"descriptor {fd} carries a copy of {copy.Length} bytes with {copy.Data.Length} bytes of data (a file copy has at most its length in data, files copied {SnapshotLayout.MaxCopiedFileBytes} bytes at most)");
+            if (copy is not null)
+            {
+                if (kind != ResourceKind.File) throw r.Error($"{kind} descriptor {fd} carries a file copy");
+                if (copy.Length < copy.Data.Length) throw r.Error($"descriptor {fd} carries a copy of {copy.Length} bytes with {copy.Data.Length} bytes of data");
+                copied += copy.Length;
+                if (copied > SnapshotLayout.MaxCopiedFileBytes) throw r.Error($"descriptor {fd} brings the files copied to {copied} bytes, {SnapshotLayout.MaxCopiedFileBytes} bytes at most");
+            }
             if (kind == ResourceKind.File && (binding == ResourceBinding.ByValue) != (copy is not null)) throw r.Error($"file descriptor {fd} is bound {binding} {(copy is null ? "without" : "with")} a copy of its contents");
             if (fd < 0 || offset < 0) throw r.Error($"descriptor {fd} has a negative number or offset");
             if (kind == ResourceKind.Directory && (preopen < 0 || preopen >= preopens.Count)) throw r.Error($"directory descriptor {fd} names preopen {preopen}");
