@@ -74,6 +74,27 @@ public sealed class CommandLineTests
         Assert.Contains("out of fuel after 1,000 instructions", result.Stderr);
     }
 
+    /// <summary>A guest that writes <paramref name="text"/> to stderr and then loops until its fuel runs out.</summary>
+    private static string ProgressThenLoop(string text) => WriteModule($$"""
+        (module (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "\10\00\00\00\{{text.Length:x2}}\00\00\00")
+          (data (i32.const 16) "{{text.Replace("\n", "\\0a")}}")
+          (func (export "_start")
+            (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+            (loop $forever (br $forever))))
+        """);
+
+    [Theory]
+    [InlineData("working...", "working...\nferry: out of fuel")]
+    [InlineData("done\n", "done\nferry: out of fuel")]
+    public void Ferrys_closing_message_starts_a_line_of_its_own_after_the_guests_output(string guestText, string expected)
+    {
+        var result = Guests.Ferry(["run", "--fuel", "1000", ProgressThenLoop(guestText)]);
+        Assert.Equal(124, result.ExitCode);
+        Assert.StartsWith(expected, result.Stderr);
+    }
+
     [Fact]
     public void The_demo_runs_a_query_on_a_three_node_cluster_and_a_guest_moved_between_stores_and_checks_both()
     {

@@ -12,7 +12,7 @@ internal sealed record StopOptions(long? Fuel, long? PauseAfterInstructions, str
 /// <summary>Runs a started or restored process to its end, or until it is stopped and saved to a snapshot.</summary>
 internal static class ProcessRunner
 {
-    public static int Run(Module module, Instance instance, Execution execution, WasiProcess wasi, StopOptions options)
+    public static int Run(Module module, Instance instance, Execution execution, WasiProcess wasi, StopOptions options, GuestConsole console)
     {
         using var sigterm = options.SnapshotOnSigterm
             ? PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
@@ -23,6 +23,7 @@ internal static class ProcessRunner
             : null;
         var budget = options.PauseAfterInstructions ?? options.Fuel ?? long.MaxValue;
         var status = execution.Run(budget);
+        if (status != ExecutionStatus.Finished) console.EndGuestLine();
         switch (status)
         {
             case ExecutionStatus.Finished:

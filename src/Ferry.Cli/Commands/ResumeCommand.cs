@@ -39,10 +39,11 @@ internal static class ResumeCommand
     private static int Resume(FileInfo file, FileInfo? module, StopOptions options)
     {
         RestoredProcess process;
+        var console = GuestConsole.Open();
         try
         {
             using var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-            process = ProcessSnapshot.Restore(stream, Console.OpenStandardInput(), Console.OpenStandardOutput(), Console.OpenStandardError(), ModuleFinder(file, module));
+            process = ProcessSnapshot.Restore(stream, Console.OpenStandardInput(), console.Stdout, console.Stderr, ModuleFinder(file, module));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -54,7 +55,7 @@ internal static class ResumeCommand
         }
         using (process)
         {
-            return ProcessRunner.Run(process.Module, process.Instance, process.Execution, process.Wasi, options);
+            return ProcessRunner.Run(process.Module, process.Instance, process.Execution, process.Wasi, options, console);
         }
     }
 }

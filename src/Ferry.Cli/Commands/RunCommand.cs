@@ -55,6 +55,7 @@ internal static class RunCommand
             return Fail(ExitCodes.Usage, $"{file}: {e.Message}");
         }
 
+        var console = GuestConsole.Open();
         WasiConfiguration configuration;
         try
         {
@@ -65,8 +66,8 @@ internal static class RunCommand
                 Preopens = [.. dirs.Select(Preopen.Parse)],
                 Listeners = [.. listens.Select(IPEndPoint.Parse)],
                 Stdin = Console.OpenStandardInput(),
-                Stdout = Console.OpenStandardOutput(),
-                Stderr = Console.OpenStandardError(),
+                Stdout = console.Stdout,
+                Stderr = console.Stderr,
             };
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
@@ -103,7 +104,7 @@ internal static class RunCommand
             }
             if (!instance.TryGetExport("_start", out var start) || start.AsFunction is not { } entry)
                 return Fail(ExitCodes.CannotStart, $"{file} exports no _start function: it is not a WASI command");
-            return ProcessRunner.Run(module, instance, store.Start(entry), wasi, options);
+            return ProcessRunner.Run(module, instance, store.Start(entry), wasi, options, console);
         }
     }
 
