@@ -9,15 +9,13 @@ internal sealed class GuestConsole
 {
     private volatile bool _midLine;
 
-    private GuestConsole()
+    public GuestConsole()
     {
         // Stdout counts only where it lands with stderr: both on the terminal, or both redirected (as by 2>&1).
         var stdoutBesideStderr = Console.IsOutputRedirected == Console.IsErrorRedirected;
         Stdout = stdoutBesideStderr ? new LineWatch(Console.OpenStandardOutput(), this) : Console.OpenStandardOutput();
         Stderr = new LineWatch(Console.OpenStandardError(), this);
     }
-
-    public static GuestConsole Open() => new();
 
     public Stream Stdout { get; }
     public Stream Stderr { get; }

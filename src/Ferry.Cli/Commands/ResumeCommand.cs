@@ -39,7 +39,7 @@ internal static class ResumeCommand
     private static int Resume(FileInfo file, FileInfo? module, StopOptions options)
     {
         RestoredProcess process;
-        var console = GuestConsole.Open();
+        var console = new GuestConsole();
         try
         {
             using var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);

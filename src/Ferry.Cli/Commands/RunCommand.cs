@@ -55,7 +55,7 @@ internal static class RunCommand
             return Fail(ExitCodes.Usage, $"{file}: {e.Message}");
         }
 
-        var console = GuestConsole.Open();
+        var console = new GuestConsole();
         WasiConfiguration configuration;
         try
         {
