@@ -24,8 +24,22 @@ internal sealed unsafe class CodeBlock
     public required int[] Offsets { get; init; }
     /// <summary>Index of the Wasm instruction each internal instruction came from (its stable position).</summary>
     public required int[] Instructions { get; init; }
-    /// <summary>Targets of br_table instructions, as offsets from the instruction after the br_table.</summary>
-    public required int[] BranchTable { get; init; }
+    // Holds the pinned copy alive: the run loop reads it only through BranchStart.
+    private readonly int[] _branchTable = [];
+
+    /// <summary>Targets of br_table instructions, as offsets from the instruction after the br_table; pinned, like the instructions.</summary>
+    public required int[] BranchTable
+    {
+        init
+        {
+            _branchTable = GC.AllocateUninitializedArray<int>(Math.Max(value.Length, 1), pinned: true);
+            value.CopyTo(_branchTable, 0);
+            BranchStart = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_branchTable));
+        }
+    }
+
+    /// <summary>Address of the first branch target: the run loop keeps it as a pointer, which costs no GC write barrier per call.</summary>
+    public int* BranchStart { get; private set; }
 }
 
 /// <summary>
@@ -39,6 +53,8 @@ internal sealed class CompiledFunction
     public required Instance Instance { get; init; }
     public required CodeBlock Fast { get; init; }
     public required CodeBlock Step { get; init; }
+    /// <summary>The function's address in its store, which saved frames name it by.</summary>
+    public int Address => Function.Address;
     public required int ParamCount { get; init; }
     public required int ResultCount { get; init; }
     /// <summary>Parameters plus declared locals.</summary>

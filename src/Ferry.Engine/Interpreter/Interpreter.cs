@@ -118,14 +118,14 @@ public sealed unsafe partial class Execution
                     {
                         ref var frame = ref _frames[--_depth];
                         f = _stackBase + frame.Fp;
-                        var caller = frame.Function;
+                        var caller = FunctionOf(frame);
                         if (caller.Instance == _instance)
                         {
                             var code = frame.Step ? caller.Step : caller.Fast;
                             _function = caller;
                             _step = frame.Step;
                             _codeBase = code.Start;
-                            _branchTable = code.BranchTable;
+                            _branchTable = code.BranchStart;
                             ip = _codeBase + frame.Pc;
                         }
                         else
@@ -1072,7 +1072,7 @@ public sealed unsafe partial class Execution
                     _stackBase = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_stack));
                     f = _stackBase + fpOffset;
                 }
-                PushFrame(new Frame(_function!, (int)(ip - _codeBase), (int)(f - _stackBase), _step));
+                PushFrame(_function!, (int)(ip - _codeBase), (int)(f - _stackBase), _step);
                 f = _stackBase + newFp;
                 for (var i = callee.ParamCount; i < callee.LocalCount; i++) f[i] = 0;
                 if (callee.Instance == _instance)
@@ -1080,7 +1080,7 @@ public sealed unsafe partial class Execution
                     _function = callee;
                     _step = false;
                     _codeBase = ip = callee.Fast.Start;
-                    _branchTable = callee.Fast.BranchTable;
+                    _branchTable = callee.Fast.BranchStart;
                     continue;
                 }
                 ip = Enter(callee, false, 0);
@@ -1188,7 +1188,7 @@ public sealed unsafe partial class Execution
         _step = step;
         var code = step ? function.Step : function.Fast;
         _codeBase = code.Start;
-        _branchTable = code.BranchTable;
+        _branchTable = code.BranchStart;
         if (function.Instance != _instance)
         {
             _instance = function.Instance;

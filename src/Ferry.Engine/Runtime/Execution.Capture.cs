@@ -18,9 +18,10 @@ public sealed partial class Execution
         for (var i = 0; i < _depth; i++)
         {
             var frame = _frames[i];
-            RequireSameInstance(frame.Function, entry);
-            var code = frame.Step ? frame.Function.Step : frame.Function.Fast;
-            frames[i] = new FrameState(frame.Function.Function.Index, frame.Fp, code.Instructions[frame.Pc - 1], AfterCall: true);
+            var function = FunctionOf(frame);
+            RequireSameInstance(function, entry);
+            var code = frame.Step ? function.Step : function.Fast;
+            frames[i] = new FrameState(function.Function.Index, frame.Fp, code.Instructions[frame.Pc - 1], AfterCall: true);
         }
         RequireSameInstance(top, entry);
         frames[_depth] = new FrameState(top.Function.Index, _fp, TopInstruction(top), AfterCall: false);
@@ -83,7 +84,7 @@ public sealed partial class Execution
             }
             else
             {
-                execution.PushFrame(new Frame(compiled, pc, frame.Fp, Step: true));
+                execution.PushFrame(compiled, pc, frame.Fp, step: true);
             }
         }
         return execution;
