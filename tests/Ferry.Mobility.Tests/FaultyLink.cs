@@ -16,7 +16,8 @@ public enum LinkFault
 
 /// <summary>
 /// A TCP relay on 127.0.0.1 between a migration's source and target that reads the protocol's frames as they pass
-/// and injects one fault at the first frame of a chosen type, in either direction (none without a trigger). It also
+/// and injects one fault at the first frame of a chosen type, in either direction (none without a trigger), or at the first
+/// after Activate (a pushed frame, where pre-copy rounds sent frames of the same type before). It also
 /// watches post-copy's flow control: how far the frames pushed after Activate ran ahead of the target's PushProgress.
 /// </summary>
 public sealed class FaultyLink : IAsyncDisposable
@@ -25,6 +26,7 @@ public sealed class FaultyLink : IAsyncDisposable
     private readonly TcpClient _toTarget = new();
     private readonly MigrationFrame? _trigger;
     private readonly LinkFault _fault;
+    private readonly bool _afterActivation;
     private readonly CancellationTokenSource _stop = new();
     private TcpClient? _fromSource;
     private int _fired;
@@ -33,10 +35,11 @@ public sealed class FaultyLink : IAsyncDisposable
     private long _progress;
     private long _mostAhead;
 
-    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut)
+    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut, bool afterActivation = false)
     {
         _trigger = trigger;
         _fault = fault;
+        _afterActivation = afterActivation;
         _listener.Start();
     }
 
@@ -67,8 +70,8 @@ public sealed class FaultyLink : IAsyncDisposable
                 var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(1));
                 var rest = new byte[length + 4];
                 await from.ReadExactlyAsync(rest, _stop.Token);
-                Watch((MigrationFrame)header[0], rest);
-                if ((MigrationFrame)header[0] == _trigger && Interlocked.Exchange(ref _fired, 1) == 0)
+                var activated = Watch((MigrationFrame)header[0], rest);
+                if ((MigrationFrame)header[0] == _trigger && (activated || !_afterActivation) && Interlocked.Exchange(ref _fired, 1) == 0)
                 {
                     if (_fault == LinkFault.Cut)
                     {
@@ -81,21 +84,41 @@ public sealed class FaultyLink : IAsyncDisposable
                 await to.WriteAsync(rest, _stop.Token);
             }
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or EndOfStreamException)
+        catch (EndOfStreamException)
+        {
+            // A peer that closed its sending side is passed on as such: the other direction may still carry its last frames.
+            ShutDownSending(to);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
         {
             Close();
         }
     }
 
-    private void Watch(MigrationFrame type, byte[] payload)
+    /// <summary>Follows the push's flow control; returns whether this frame comes after Activate.</summary>
+    private bool Watch(MigrationFrame type, byte[] payload)
     {
         lock (_stop)
         {
+            var after = _activated;
             if (type == MigrationFrame.Activate) _activated = true;
             if (type == MigrationFrame.PushProgress) _progress = BinaryPrimitives.ReadInt64LittleEndian(payload);
-            if (type != MigrationFrame.Frames || !_activated) return;
+            if (type != MigrationFrame.Frames || !_activated) return after;
             _pushed += BinaryPrimitives.ReadUInt32LittleEndian(payload);
             _mostAhead = Math.Max(_mostAhead, _pushed - _progress);
+            return after;
+        }
+    }
+
+    private static void ShutDownSending(NetworkStream to)
+    {
+        try
+        {
+            to.Socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already closed.
         }
     }
 

@@ -176,6 +176,35 @@ public sealed class MigrationChannel(Stream stream)
         }
     }
 
+    /// <summary>Closes the connection at once: the peer's next receive fails, rather than waiting for a frame that will not come.</summary>
+    public void Close() => stream.Dispose();
+
+    /// <summary>
+    /// Closes the connection once the peer has had what was sent: stops sending, then discards what still arrives until the
+    /// peer closes too (at most <paramref name="patience"/>). Closing with data unread would reset the connection, and a
+    /// reset may reach the peer before the last frame it was sent, such as an Abort with its reason.
+    /// </summary>
+    public async Task CloseAfterPeerAsync(TimeSpan patience)
+    {
+        try
+        {
+            _socket?.Shutdown(SocketShutdown.Send);
+            using var timeout = new CancellationTokenSource(patience);
+            var sink = new byte[64 << 10];
+            while (await stream.ReadAsync(sink, timeout.Token) > 0)
+            {
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+            // The peer reset the connection, or kept it open too long: it is closed below either way.
+        }
+        finally
+        {
+            stream.Dispose();
+        }
+    }
+
     /// <summary>Receives the next frame. Its payload lives in a buffer this channel reuses: consume it before the next receive.</summary>
     public async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload)> ReceiveAsync(CancellationToken cancel = default)
     {

@@ -152,8 +152,32 @@ public sealed class PostCopyPager
                 _completion.TrySetResult();
                 return;
             }
+            // The source hears why before the process learns it is lost (its host may close the connection then).
+            await LetGoOfSourceAsync(e);
             Lose(e);
         }
+    }
+
+    /// <summary>
+    /// After a loss in the push, tells the source why if the connection still works (a frame that failed its checksum, a
+    /// broken protocol) and closes it: the source's push ends at once, with the reason, instead of waiting on its window.
+    /// </summary>
+    private async Task LetGoOfSourceAsync(Exception cause)
+    {
+        if (cause is not (MigrationProtocolException or ArgumentOutOfRangeException))
+        {
+            _channel.Close();
+            return;
+        }
+        try
+        {
+            await SendAsync(MigrationFrame.Abort, System.Text.Encoding.UTF8.GetBytes($"the target lost the process: {cause.Message}")).WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (Exception e) when (e is IOException or TimeoutException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        {
+            // The source is gone too: there is no one left to tell.
+        }
+        await _channel.CloseAfterPeerAsync(TimeSpan.FromSeconds(2));
     }
 
     /// <summary>Tells the source how many frames arrived, so that it sends more: it keeps a window of frames in flight, not a queue.</summary>
