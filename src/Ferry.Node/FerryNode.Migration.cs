@@ -190,6 +190,22 @@ public sealed partial class FerryNode
         }
     }
 
+    /// <summary>
+    /// The slowest memory transfer a migration may be limited to: a 1 MiB Frames message then leaves the target about 10 s
+    /// without a frame, a third of its patience (<see cref="MigrationOptions.PeerSilence"/>) before it takes the source for dead.
+    /// </summary>
+    private const double MinimumBandwidthMBps = 0.1;
+
+    /// <summary>Why the request's migration settings make no sense, or null: refused up front rather than read as something else.</summary>
+    private static string? SettingsProblem(MigrateRequest request) => request switch
+    {
+        { MaxDowntimeMs: { } ms } when !(ms > 0 && ms <= 3_600_000) => $"max downtime must be above 0 ms and at most an hour, not {ms} ms",
+        { MaxRounds: < 1 } => $"max rounds must be at least 1, not {request.MaxRounds}",
+        { BandwidthMBps: { } mbps } when !(mbps == 0 || mbps >= MinimumBandwidthMBps && double.IsFinite(mbps)) =>
+            $"bandwidth must be 0 (unlimited) or at least {MinimumBandwidthMBps} MB/s, not {mbps} MB/s: below that, a target takes the silent link for a dead one",
+        _ => null,
+    };
+
     /// <summary>The source side once <paramref name="process"/> is claimed for this migration.</summary>
     private async Task MigrateClaimedAsync(string id, HostedProcess process, MigrateRequest request, HttpContext context)
     {
@@ -198,6 +214,7 @@ public sealed partial class FerryNode
         if (request.To == Name) { await Fail(400, $"process {id} already runs on {Name}"); return; }
         if (Cluster.Find(request.To) is not { } member) { await Fail(404, $"no node named {request.To} in the cluster"); return; }
         if (member.State == MemberState.Down) { await Fail(503, $"node {request.To} is down"); return; }
+        if (SettingsProblem(request) is { } problem) { await Fail(400, problem); return; }
         var options = new MigrationOptions
         {
             Strategy = strategy,

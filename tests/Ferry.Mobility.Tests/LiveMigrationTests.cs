@@ -70,7 +70,7 @@ public sealed class LiveMigrationTests
     /// <summary>A target listening on 127.0.0.1 that restores into <paramref name="console"/>, asking <paramref name="decisions"/> when in doubt.</summary>
     /// <param name="socketStream">False: the target reads through a stream that is not the socket's, so frames are received into a buffer and applied, not read straight into place.</param>
     /// <param name="keepConnection">The host keeps the connection open after the process ends, so only the pager's own doing can close it.</param>
-    private static Target Listen(Stream console, IReadOnlyDictionary<Guid, bool> decisions, bool socketStream = true, bool keepConnection = false)
+    private static Target Listen(Stream console, IReadOnlyDictionary<Guid, bool> decisions, bool socketStream = true, bool keepConnection = false, TimeSpan? peerSilence = null)
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -95,7 +95,7 @@ public sealed class LiveMigrationTests
                     }
                     return null;
                 },
-                new MigrationOptions { FetchTimeout = TimeSpan.FromSeconds(5) });
+                new MigrationOptions { FetchTimeout = TimeSpan.FromSeconds(5), PeerSilence = peerSilence ?? new MigrationOptions().PeerSilence });
             if (outcome.Outcome != TargetOutcome.Activated || outcome.Pager is null) return outcome;
             // Post-copy: the connection must outlive this method; run the process here until it ends.
             var moved = SlicedProcess.FromRestored(outcome.Process!, outcome.Pager, 100_000);
@@ -426,6 +426,73 @@ public sealed class LiveMigrationTests
                 break;
         }
         return sourceFailure;
+    }
+
+    /// <summary>
+    /// A target that admits the process and then falls silent without closing the connection (a frozen node, a partition:
+    /// no reset comes) is taken for dead after the source's patience: the migration aborts and the process, held for the
+    /// stop, runs on to the end on the source with the output of an uninterrupted run.
+    /// </summary>
+    [Theory]
+    [InlineData(MigrationStrategy.StopAndCopy, "answers nothing after the image")]
+    [InlineData(MigrationStrategy.PreCopy, "reads nothing after admitting")]
+    public async Task A_target_that_falls_silent_is_taken_for_dead_and_the_process_finishes_on_the_source(MigrationStrategy strategy, string silence)
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console, 0.25);
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var stop = new CancellationTokenSource();
+        var silentTarget = Task.Run(async () =>
+        {
+            using var client = await listener.AcceptTcpClientAsync();
+            var channel = new MigrationChannel(client.GetStream());
+            await channel.ExpectAsync(CancellationToken.None, MigrationFrame.Offer);
+            await channel.SendAsync(MigrationFrame.Admit, ReadOnlyMemory<byte>.Empty);
+            if (silence == "answers nothing after the image")
+            {
+                while ((await channel.ReceiveAsync()).Type != MigrationFrame.ImageEnd)
+                {
+                }
+            }
+            // Silent, with the connection open, until the test ends.
+            await Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { });
+        });
+        var options = Options(strategy) with { PeerSilence = TimeSpan.FromSeconds(1) };
+        var failure = await Assert.ThrowsAsync<MigrationAbortedException>(async () =>
+            await MigrationSource.MigrateAsync(await Connect(((IPEndPoint)listener.LocalEndpoint).Port), source, options).WaitAsync(TimeSpan.FromSeconds(60)));
+        stop.Cancel();
+        await silentTarget;
+        listener.Stop();
+        Assert.Contains("for 1 s: taken for a dead node or a broken link", failure.Message);
+        if (silence == "answers nothing after the image") Assert.Equal(MigrationStage.Commitment, failure.Stage);
+        Assert.Equal(SlicedOutcome.Finished, await source.Completion.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+    }
+
+    /// <summary>A source that falls silent midway through the image is taken for dead after the target's patience: nothing is kept there.</summary>
+    [Fact]
+    public async Task A_source_that_falls_silent_midway_is_taken_for_dead_and_the_target_keeps_nothing()
+    {
+        var (module, instance, execution, wasi) = Instantiate(Stream.Null);
+        var image = new MemoryStream();
+        ProcessSnapshot.Capture(image, module, instance, execution, wasi, embedCode: false, memoryFrames: false);
+        using var target = Listen(Stream.Null, new Dictionary<Guid, bool>(), peerSilence: TimeSpan.FromSeconds(1));
+        using var connection = await Connect(target.Endpoint.Port);
+        var channel = new MigrationChannel(connection);
+        var offer = new byte[53 + 2 + 2];
+        Guid.NewGuid().TryWriteBytes(offer);
+        Convert.FromHexString(module.Hash).CopyTo(offer, 16);
+        BitConverter.TryWriteBytes(offer.AsSpan(48), instance.Memory!.Pages);
+        offer[52] = (byte)MigrationStrategy.StopAndCopy;
+        await channel.SendAsync(MigrationFrame.Offer, offer);
+        Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync()).Type);
+        await channel.SendAsync(MigrationFrame.Image, image.ToArray().AsMemory(0, (int)image.Length / 2));
+
+        var result = await target.Result.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(TargetOutcome.NotReceived, result.Outcome);
+        Assert.Equal(MigrationStage.StopAndCopy, result.FailedAt);
+        Assert.Contains("sent no complete frame for 1 s", result.Reason);
     }
 
     /// <summary>The source host's record of decisions, which a target in doubt asks: committed once GiveUp is called, aborted on Release.</summary>

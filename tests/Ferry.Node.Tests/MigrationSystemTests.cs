@@ -169,6 +169,29 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Migration_settings_out_of_range_are_refused_with_the_reason_and_the_process_runs_on_where_it_was()
+    {
+        StartCluster();
+        using var a = Client(0);
+        var (id, native) = await SubmitDirtier(a, ["--mib", "2", "--iterations", "400", "--writes-per-iteration", "300", "--report", "40", "--sleep-us", "500"]);
+        var refusals = new[]
+        {
+            (new MigrateRequest("b", "pre-copy", MaxDowntimeMs: -5), "max downtime must be above 0 ms"),
+            (new MigrateRequest("b", "pre-copy", MaxRounds: 0), "max rounds must be at least 1, not 0"),
+            (new MigrateRequest("b", "pre-copy", BandwidthMBps: -1), "bandwidth must be 0 (unlimited) or at least 0.1 MB/s, not -1 MB/s"),
+            (new MigrateRequest("b", "stop-copy", BandwidthMBps: 0.01), "not 0.01 MB/s"),
+        };
+        foreach (var (request, reason) in refusals)
+        {
+            var refused = await Assert.ThrowsAsync<NodeRequestException>(() => a.Migrate(id, request));
+            Assert.Equal(400, refused.Status);
+            Assert.Contains(reason, refused.Message);
+        }
+        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+        await AssertOutputIsNatives(a, id, native);
+    }
+
+    [Fact]
     public async Task Two_migrations_of_one_process_at_once_move_it_once_and_the_other_is_refused()
     {
         StartCluster();

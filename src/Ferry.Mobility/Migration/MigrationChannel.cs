@@ -46,11 +46,16 @@ public enum MigrationFrame : byte
 /// <summary>A peer that broke the protocol: wrong order, oversized or corrupt frame, unknown type, replayed id.</summary>
 public sealed class MigrationProtocolException(string message) : Exception(message);
 
+/// <summary>The peer neither sent nor took in a complete frame within the channel's patience: taken for a dead node or a broken link.</summary>
+public sealed class PeerSilentException(string message) : IOException(message);
+
 /// <summary>
 /// Frames over any duplex stream: type (1 byte), payload length (4), payload, CRC-32C of the payload (4). Lengths
-/// are checked before anything is allocated. One sender and one receiver may work at the same time.
+/// are checked before anything is allocated. One sender and one receiver may work at the same time. With
+/// <paramref name="patience"/>, a frame not fully received, or not fully taken in by the peer, that long after its receive
+/// or send began closes the connection and fails with <see cref="PeerSilentException"/>.
 /// </summary>
-public sealed class MigrationChannel(Stream stream)
+public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
 {
     public const int MaxPayload = 4 << 20;
 
@@ -83,16 +88,24 @@ public sealed class MigrationChannel(Stream stream)
         BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), (int)length);
         var trailer = new byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc.Value);
-        if (_socket is not null && Gather(header, pieces, trailer))
+        using var limit = Limit(cancel);
+        try
         {
-            await SendGatheredAsync(_socket, 9 + length, cancel);
+            if (_socket is not null && Gather(header, pieces, trailer))
+            {
+                await SendGatheredAsync(_socket, 9 + length, limit.Token);
+            }
+            else
+            {
+                await stream.WriteAsync(header, limit.Token);
+                foreach (var piece in pieces) await stream.WriteAsync(piece, limit.Token);
+                await stream.WriteAsync(trailer, limit.Token);
+                await stream.FlushAsync(limit.Token);
+            }
         }
-        else
+        catch (OperationCanceledException)
         {
-            await stream.WriteAsync(header, cancel);
-            foreach (var piece in pieces) await stream.WriteAsync(piece, cancel);
-            await stream.WriteAsync(trailer, cancel);
-            await stream.FlushAsync(cancel);
+            throw GiveUp(cancel, "took in no complete frame");
         }
         Interlocked.Add(ref _sent, 9 + length);
     }
@@ -109,20 +122,45 @@ public sealed class MigrationChannel(Stream stream)
         // Small frames in one write: a fault request must not wait behind Nagle's algorithm.
         var length = 9 + payload.Length;
         var buffer = ArrayPool<byte>.Shared.Rent(length);
+        using var limit = Limit(cancel);
         try
         {
             buffer[0] = (byte)type;
             BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(1), payload.Length);
             payload.Span.CopyTo(buffer.AsSpan(5));
             BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(5 + payload.Length), Crc32C.Of(payload.Span));
-            await stream.WriteAsync(buffer.AsMemory(0, length), cancel);
-            await stream.FlushAsync(cancel);
+            await stream.WriteAsync(buffer.AsMemory(0, length), limit.Token);
+            await stream.FlushAsync(limit.Token);
             Interlocked.Add(ref _sent, length);
+        }
+        catch (OperationCanceledException)
+        {
+            throw GiveUp(cancel, "took in no complete frame");
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>A token that fires with <paramref name="cancel"/>, or once one frame has taken the peer longer than the channel's patience.</summary>
+    private CancellationTokenSource Limit(CancellationToken cancel)
+    {
+        var limit = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        if (patience is { } wait) limit.CancelAfter(wait);
+        return limit;
+    }
+
+    /// <summary>
+    /// A send or receive given up midway: the framing is broken, and a scattered read still pending would land in memory its
+    /// owner is about to free, so the connection is closed. Returns the cancellation, or the silence that caused it.
+    /// </summary>
+    private Exception GiveUp(CancellationToken cancel, string what)
+    {
+        stream.Dispose();
+        return cancel.IsCancellationRequested
+            ? new OperationCanceledException(cancel)
+            : new PeerSilentException($"the peer {what} for {patience!.Value.TotalSeconds:0.#} s: taken for a dead node or a broken link");
     }
 
     /// <summary>Lists header, pieces and trailer for one gathered write; false if a piece is not an array's (it is written on its own then).</summary>
@@ -181,15 +219,15 @@ public sealed class MigrationChannel(Stream stream)
 
     /// <summary>
     /// Closes the connection once the peer has had what was sent: stops sending, then discards what still arrives until the
-    /// peer closes too (at most <paramref name="patience"/>). Closing with data unread would reset the connection, and a
+    /// peer closes too (at most <paramref name="wait"/>). Closing with data unread would reset the connection, and a
     /// reset may reach the peer before the last frame it was sent, such as an Abort with its reason.
     /// </summary>
-    public async Task CloseAfterPeerAsync(TimeSpan patience)
+    public async Task CloseAfterPeerAsync(TimeSpan wait)
     {
         try
         {
             _socket?.Shutdown(SocketShutdown.Send);
-            using var timeout = new CancellationTokenSource(patience);
+            using var timeout = new CancellationTokenSource(wait);
             var sink = new byte[64 << 10];
             while (await stream.ReadAsync(sink, timeout.Token) > 0)
             {
@@ -218,6 +256,19 @@ public sealed class MigrationChannel(Stream stream)
     /// payload is then only the count and numbers). Its payload lives in a buffer this channel reuses.
     /// </summary>
     private async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload, bool Placed)> ReceiveAsync(FrameBatch.Placement? placement, Action<MigrationFrame>? headerRead, CancellationToken cancel)
+    {
+        using var limit = Limit(cancel);
+        try
+        {
+            return await ReceiveFrameAsync(placement, headerRead, limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw GiveUp(cancel, "sent no complete frame");
+        }
+    }
+
+    private async Task<(MigrationFrame Type, ReadOnlyMemory<byte> Payload, bool Placed)> ReceiveFrameAsync(FrameBatch.Placement? placement, Action<MigrationFrame>? headerRead, CancellationToken cancel)
     {
         var header = _header;
         await ReadExactly(header, cancel);

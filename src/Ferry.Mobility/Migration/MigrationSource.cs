@@ -30,7 +30,7 @@ public sealed class MigrationSource
     private MigrationSource(Stream connection, IMigratableProcess process, MigrationOptions options, IProgress<MigrationProgress>? progress)
     {
         _connection = connection;
-        _channel = new MigrationChannel(connection);
+        _channel = new MigrationChannel(connection, options.PeerSilence);
         _batch = new FrameBatch(_channel.GathersPieces);
         _process = process;
         _options = options;

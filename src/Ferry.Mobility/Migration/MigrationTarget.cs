@@ -63,7 +63,7 @@ public static class MigrationTarget
         MigrationOptions? options = null, Action<MigrationStage>? stageEntered = null, CancellationToken cancel = default)
     {
         options ??= new MigrationOptions();
-        var channel = new MigrationChannel(connection);
+        var channel = new MigrationChannel(connection, options.PeerSilence);
         RestoredProcess? restored = null;
         // The restore that runs on another thread while the final frames land (stop-and-copy and pre-copy).
         Task<RestoredProcess>? restoring = null;

@@ -39,6 +39,11 @@ public sealed record MigrationOptions
     public bool AutoConverge { get; init; }
     /// <summary>How long a post-copy target may wait for one fetched frame before it declares the source lost.</summary>
     public TimeSpan FetchTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// The longest either side waits for the other's next frame before it takes the peer for dead: a frozen node or a
+    /// partition sends no reset, and a stopped process must not stay held for TCP's quarter of an hour of retries.
+    /// </summary>
+    public TimeSpan PeerSilence { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>A live view of a migration in progress, for progress displays.</summary>
