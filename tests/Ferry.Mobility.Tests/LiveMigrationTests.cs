@@ -234,6 +234,17 @@ public sealed class LiveMigrationTests
         await relay.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
     }
 
+    /// <summary>A scripted source's offer: a new id, the module, its memory pages, stop-and-copy, and no resources to grant.</summary>
+    private static byte[] StopAndCopyOffer(Module module, uint pages)
+    {
+        var offer = new byte[53 + 2 + 2];
+        Guid.NewGuid().TryWriteBytes(offer);
+        Convert.FromHexString(module.Hash).CopyTo(offer, 16);
+        BitConverter.TryWriteBytes(offer.AsSpan(48), pages);
+        offer[52] = (byte)MigrationStrategy.StopAndCopy;
+        return offer;
+    }
+
     public static TheoryData<string, bool> StopSequences => new()
     {
         { "image, frames, end", true }, { "image after the frames", true }, { "frame beyond the image", true },
@@ -256,12 +267,7 @@ public sealed class LiveMigrationTests
         ProcessSnapshot.Capture(image, module, instance, execution, wasi, embedCode: false, memoryFrames: false);
         using var target = Listen(Stream.Null, new Dictionary<Guid, bool>(), socketStream);
         var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
-        var offer = new byte[53 + 2 + 2];
-        Guid.NewGuid().TryWriteBytes(offer);
-        Convert.FromHexString(module.Hash).CopyTo(offer, 16);
-        BitConverter.TryWriteBytes(offer.AsSpan(48), pages);
-        offer[52] = (byte)MigrationStrategy.StopAndCopy;
-        await channel.SendAsync(MigrationFrame.Offer, offer);
+        await channel.SendAsync(MigrationFrame.Offer, StopAndCopyOffer(module, pages));
         Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync()).Type);
 
         var frame = sequence == "frame beyond the image" ? pages * 16L : 3;
@@ -480,12 +486,7 @@ public sealed class LiveMigrationTests
         using var target = Listen(Stream.Null, new Dictionary<Guid, bool>(), peerSilence: TimeSpan.FromSeconds(1));
         using var connection = await Connect(target.Endpoint.Port);
         var channel = new MigrationChannel(connection);
-        var offer = new byte[53 + 2 + 2];
-        Guid.NewGuid().TryWriteBytes(offer);
-        Convert.FromHexString(module.Hash).CopyTo(offer, 16);
-        BitConverter.TryWriteBytes(offer.AsSpan(48), instance.Memory!.Pages);
-        offer[52] = (byte)MigrationStrategy.StopAndCopy;
-        await channel.SendAsync(MigrationFrame.Offer, offer);
+        await channel.SendAsync(MigrationFrame.Offer, StopAndCopyOffer(module, instance.Memory!.Pages));
         Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync()).Type);
         await channel.SendAsync(MigrationFrame.Image, image.ToArray().AsMemory(0, (int)image.Length / 2));
 
