@@ -169,13 +169,17 @@ public sealed class PostCopyPager
             _channel.Close();
             return;
         }
-        try
+        // Fault requests may be sending from guest threads: the Abort waits its turn, for at most a second.
+        if (await _sending.WaitAsync(TimeSpan.FromSeconds(1)))
         {
-            await SendAsync(MigrationFrame.Abort, System.Text.Encoding.UTF8.GetBytes($"the target lost the process: {cause.Message}")).WaitAsync(TimeSpan.FromSeconds(1));
-        }
-        catch (Exception e) when (e is IOException or TimeoutException or ObjectDisposedException or System.Net.Sockets.SocketException)
-        {
-            // The source is gone too: there is no one left to tell.
+            try
+            {
+                await _channel.TryAbortAsync($"the target lost the process: {cause.Message}");
+            }
+            finally
+            {
+                _sending.Release();
+            }
         }
         await _channel.CloseAfterPeerAsync(TimeSpan.FromSeconds(2));
     }
