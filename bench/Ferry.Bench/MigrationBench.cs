@@ -35,8 +35,6 @@ internal static class MigrationBench
         ("heavy", ["--writes-per-iteration", "2000"]),
     ];
 
-    private const int JitWarmUps = 30;
-
     private static readonly MigrationStrategy[] Strategies = [MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid];
 
     public static int Run(string guests, string? json, int[]? sizes, string[]? loads, string[]? strategies, int repeat)
@@ -50,14 +48,10 @@ internal static class MigrationBench
         var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
         var rows = new List<Dictionary<string, object>>();
         Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"mem MB/s",9}");
-        // Warm-up (not reported): the JIT compiles the migration path once.
+        // Warm-up (not reported): the JIT compiles the migration path once, as a node's own warm-up does when it starts.
+        MigrationWarmUp.RunAsync().GetAwaiter().GetResult();
         foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy })
             Migrate(bytes, 16, Loads[1].Arguments, strategy);
-        // Code that runs once per migration reaches the JIT's optimized tier after 30 calls, as in a node that has moved a
-        // few dozen processes: before that, tier-0 code and the background JIT fell inside stops (the target took in the
-        // image 1-4.5 ms after it was sent in 7 of 16 pre-copy stops; 0.11-0.19 ms in all 12 with tiering off).
-        Console.Error.WriteLine($"bench: {JitWarmUps} small migrations per strategy, so that the migration path runs optimized code");
-        for (var i = 0; i < JitWarmUps; i++) MigrationWarmUp.RunAsync().GetAwaiter().GetResult();
         foreach (var mib in sizes ?? [64, 256, 1024])
         {
             // The first migration of a size is not reported either: on a VM the first use of that much fresh memory (GC regions,
