@@ -170,7 +170,7 @@ internal sealed class FrameBatch(bool gathered)
         /// <summary>Whether a frame beyond the memory's end grows it (pre-copy rounds) or is refused (after the image is restored).</summary>
         public bool Growing { get; set; } = true;
 
-        /// <summary>Checks a message's count and numbers, zeroes its all-zero frames, and returns where each other frame's bytes go, in order.</summary>
+        /// <summary>Checks a message's count and numbers, zeroes its all-zero frames, and returns where the other frames' bytes go, in order.</summary>
         public IReadOnlyList<ArraySegment<byte>> Place(ReadOnlySpan<byte> head)
         {
             var numbers = head[4..];
@@ -180,8 +180,17 @@ internal sealed class FrameBatch(bool gathered)
             {
                 var word = BinaryPrimitives.ReadUInt32LittleEndian(numbers[i..]);
                 long frame = word & ~ZeroFlag;
-                if ((word & ZeroFlag) != 0) memory.WriteFrame(frame, ZeroFrame);
-                else _destinations.Add(memory.FrameToReceive(frame));
+                if ((word & ZeroFlag) != 0)
+                {
+                    memory.WriteFrame(frame, ZeroFrame);
+                    continue;
+                }
+                var destination = memory.FrameToReceive(frame);
+                // Adjacent frames (all of stop-and-copy's) are one piece: one buffer for the scattered read and one checksum span.
+                if (_destinations.Count > 0 && _destinations[^1] is var last && last.Array == destination.Array && last.Offset + last.Count == destination.Offset)
+                    _destinations[^1] = new ArraySegment<byte>(last.Array!, last.Offset, last.Count + destination.Count);
+                else
+                    _destinations.Add(destination);
             }
             return _destinations;
         }

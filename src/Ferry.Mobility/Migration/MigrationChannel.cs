@@ -201,6 +201,17 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         if (bytes > 0) segments[0] = segments[0][bytes..];
     }
 
+    /// <summary>Appends the first <paramref name="bytes"/> of <paramref name="segments"/> to <paramref name="crc"/>.</summary>
+    private static void AppendFront(ref Crc32C crc, List<ArraySegment<byte>> segments, int bytes)
+    {
+        for (var i = 0; bytes > 0; i++)
+        {
+            var piece = segments[i].AsSpan(0, Math.Min(bytes, segments[i].Count));
+            crc.Append(piece);
+            bytes -= piece.Length;
+        }
+    }
+
     /// <summary>Sends an Abort with <paramref name="reason"/> if the peer still listens (within a second); a dead connection is not an error here.</summary>
     public async Task TryAbortAsync(string reason)
     {
@@ -297,20 +308,22 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         await ReadExactly(_receive.AsMemory(4, headLength - 4), cancel);
         var head = _receive.AsMemory(0, headLength);
         var destinations = placement.Place(head.Span);
-        if (headLength + (long)destinations.Count * Ferry.Engine.Memory.LinearMemory.FrameSize != length)
-            throw new MigrationProtocolException($"a Frames message of {length} bytes does not hold its {destinations.Count} frames");
+        long bytes = 0;
+        foreach (var destination in destinations) bytes += destination.Count;
+        if (headLength + bytes != length) throw new MigrationProtocolException($"a Frames message of {length} bytes does not hold its frames ({bytes} bytes)");
+        var crc = new Crc32C();
+        crc.Append(head.Span);
         _scatter.Clear();
         _scatter.AddRange(destinations);
-        for (long left = length - headLength; left > 0;)
+        for (var left = bytes; left > 0;)
         {
             var received = await socket.ReceiveAsync(_scatter, SocketFlags.None).WaitAsync(cancel);
             if (received == 0) throw new MigrationProtocolException("the connection closed in the middle of a migration");
             left -= received;
+            // Checksummed as they land, while this core's cache still holds them: read back after the whole message, they came from memory.
+            AppendFront(ref crc, _scatter, received);
             Consume(_scatter, received);
         }
-        var crc = new Crc32C();
-        crc.Append(head.Span);
-        foreach (var destination in destinations) crc.Append(destination);
         await ReadExactly(_trailer, cancel);
         if (BinaryPrimitives.ReadUInt32LittleEndian(_trailer) != crc.Value) throw new MigrationProtocolException("Frames frame fails its checksum");
         return head;
