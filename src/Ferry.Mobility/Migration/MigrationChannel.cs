@@ -73,21 +73,31 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
     private long _sent;
 
     /// <summary>Sends one frame whose payload is the concatenation of <paramref name="pieces"/>, each written as it is.</summary>
-    public async Task SendAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, CancellationToken cancel = default)
+    public Task SendAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, CancellationToken cancel = default) =>
+        SendAsync(type, pieces, Checksum(pieces), cancel);
+
+    /// <summary>The CRC-32C of the concatenation of <paramref name="pieces"/>, as a frame's trailer carries it.</summary>
+    internal static uint Checksum(IReadOnlyList<ReadOnlyMemory<byte>> pieces)
+    {
+        var crc = new Crc32C();
+        foreach (var piece in pieces) crc.Append(piece.Span);
+        return crc.Value;
+    }
+
+    /// <summary>
+    /// As <see cref="SendAsync(MigrationFrame, IReadOnlyList{ReadOnlyMemory{byte}}, CancellationToken)"/>, with the payload's
+    /// <paramref name="checksum"/> computed beforehand (by <see cref="Checksum"/>, on another thread, over pieces that have not changed since).
+    /// </summary>
+    internal async Task SendAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, uint checksum, CancellationToken cancel)
     {
         var length = 0L;
-        var crc = new Crc32C();
-        foreach (var piece in pieces)
-        {
-            length += piece.Length;
-            crc.Append(piece.Span);
-        }
+        foreach (var piece in pieces) length += piece.Length;
         if (length > MaxPayload) throw new ArgumentException($"a {type} frame of {length} bytes exceeds the limit of {MaxPayload}");
         var header = new byte[5];
         header[0] = (byte)type;
         BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), (int)length);
         var trailer = new byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc.Value);
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer, checksum);
         using var limit = Limit(cancel);
         try
         {

@@ -22,6 +22,8 @@ public sealed class MigrationSource
     private readonly Stopwatch _total = new();
     private readonly List<MigrationRound> _rounds = [];
     private readonly FrameBatch _batch;
+    // The batch being filled while _batch is sent, and the other way round.
+    private readonly FrameBatch _spareBatch;
     private MigrationStage _stage = MigrationStage.PreMigration;
     private double _rate;
     private long _zeroSkipped;
@@ -32,6 +34,7 @@ public sealed class MigrationSource
         _connection = connection;
         _channel = new MigrationChannel(connection, options.PeerSilence);
         _batch = new FrameBatch(_channel.GathersPieces);
+        _spareBatch = new FrameBatch(_channel.GathersPieces);
         _process = process;
         _options = options;
         _progress = progress;
@@ -282,7 +285,9 @@ public sealed class MigrationSource
 
     /// <summary>
     /// Sends the frames set in <paramref name="frames"/>, in batches, at most at the configured bandwidth; returns how many
-    /// were sent. <paramref name="inPlace"/>: the guest is held, so its frames go out uncopied.
+    /// were sent. <paramref name="inPlace"/>: the guest is held, so its frames go out uncopied. The next batch is scanned,
+    /// copied and checksummed on another core while the kernel sends this one: one thread doing both held a 256 MiB
+    /// stop-and-copy to 2.5 GB/s, a third of its time in reading cold guest memory.
     /// </summary>
     private async Task<long> SendFramesAsync(ulong[] frames, bool skipZero, bool inPlace, CancellationToken cancel)
     {
@@ -292,24 +297,39 @@ public sealed class MigrationSource
         long sent = 0;
         var clock = Stopwatch.StartNew();
         long bytes = 0;
-        _batch.Clear();
-        foreach (var frame in FrameBitmap.SetFrames(frames))
+        using var next = FrameBitmap.SetFrames(frames).GetEnumerator();
+        (FrameBatch Batch, IReadOnlyList<ReadOnlyMemory<byte>> Pieces, uint Checksum) Fill(FrameBatch batch, int limit)
         {
-            left--;
-            if (frame >= memory.FrameCount) continue;
-            if (!_batch.Add(memory, frame, skipZero, inPlace))
+            batch.Clear();
+            while (batch.Count < limit && next.MoveNext())
             {
-                _zeroSkipped++;
-                continue;
+                left--;
+                if (next.Current >= memory.FrameCount) continue;
+                if (batch.Add(memory, next.Current, skipZero, inPlace)) sent++;
+                else _zeroSkipped++;
             }
-            sent++;
-            if (_batch.Full || inPlace && sent == FirstStopMessageFrames)
-            {
-                bytes += await FlushAsync(clock, bytes, cancel);
-                if ((sent & 4095) == 0) Report(left: left);
-            }
+            var pieces = batch.Pieces;
+            return (batch, pieces, MigrationChannel.Checksum(pieces));
         }
-        if (_batch.Count > 0) await FlushAsync(clock, bytes, cancel);
+        var spare = _spareBatch;
+        var filled = Fill(_batch, inPlace ? FirstStopMessageFrames : FrameBatch.MaxFrames);
+        for (var flushes = 1; filled.Batch.Count > 0; flushes++)
+        {
+            var into = spare;
+            var preparing = Task.Run(() => Fill(into, FrameBatch.MaxFrames), CancellationToken.None);
+            try
+            {
+                bytes += await FlushAsync(filled.Pieces, filled.Checksum, clock, bytes, cancel);
+            }
+            finally
+            {
+                // Never left running after a failure: it reads the guest's memory and the frame set, both the caller's again then.
+                var following = await preparing;
+                spare = filled.Batch;
+                filled = following;
+            }
+            if (flushes % 16 == 0) Report(left: left);
+        }
         return sent;
     }
 
@@ -319,11 +339,10 @@ public sealed class MigrationSource
     /// </summary>
     private const int FirstStopMessageFrames = 16;
 
-    private async Task<long> FlushAsync(Stopwatch clock, long bytesSoFar, CancellationToken cancel)
+    private async Task<long> FlushAsync(IReadOnlyList<ReadOnlyMemory<byte>> pieces, uint checksum, Stopwatch clock, long bytesSoFar, CancellationToken cancel)
     {
         var before = _channel.BytesSent;
-        await _channel.SendAsync(MigrationFrame.Frames, _batch.Pieces, cancel);
-        _batch.Clear();
+        await _channel.SendAsync(MigrationFrame.Frames, pieces, checksum, cancel);
         var length = _channel.BytesSent - before;
         if (_options.BandwidthBytesPerSecond > 0)
         {
@@ -419,7 +438,9 @@ public sealed class MigrationSource
                 cursor = next + 1;
             }
             pushed += _batch.Count;
-            await FlushAsync(Stopwatch.StartNew(), 0, cancel);
+            var pieces = _batch.Pieces;
+            await FlushAsync(pieces, MigrationChannel.Checksum(pieces), Stopwatch.StartNew(), 0, cancel);
+            _batch.Clear();
             if ((pushed & 4095) < PushBatch) Report(left: left);
         }
         var done = new byte[8];
