@@ -311,6 +311,7 @@ public sealed partial class FerryNode
         postCopyFaults = r.PostCopyFaults,
         postCopyBlockedMs = r.PostCopyBlocked.TotalMilliseconds,
         framesSentTwice = r.FramesSentTwice,
+        pushResends = r.PushResends,
         sourceDependenceMs = r.SourceDependence.TotalMilliseconds,
         slowestThrottle = r.SlowestThrottle,
     };

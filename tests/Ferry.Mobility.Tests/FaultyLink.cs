@@ -17,7 +17,8 @@ public enum LinkFault
 /// <summary>
 /// A TCP relay on 127.0.0.1 between a migration's source and target that reads the protocol's frames as they pass
 /// and injects one fault at the first frame of a chosen type, in either direction (none without a trigger), or at the first
-/// after Activate (a pushed frame, where pre-copy rounds sent frames of the same type before). It also
+/// after Activate (a pushed frame, where pre-copy rounds sent frames of the same type before); a corruption may repeat
+/// on the next frames of that type, as a link that keeps damaging them would. It also
 /// watches post-copy's flow control: how far the frames pushed after Activate ran ahead of the target's PushProgress.
 /// </summary>
 public sealed class FaultyLink : IAsyncDisposable
@@ -27,24 +28,29 @@ public sealed class FaultyLink : IAsyncDisposable
     private readonly MigrationFrame? _trigger;
     private readonly LinkFault _fault;
     private readonly bool _afterActivation;
+    private readonly int _times;
     private readonly CancellationTokenSource _stop = new();
     private TcpClient? _fromSource;
-    private int _fired;
+    private int _firings;
     private bool _activated;
     private long _pushed;
     private long _progress;
     private long _mostAhead;
 
-    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut, bool afterActivation = false)
+    /// <param name="times">Frames of the trigger type that are corrupted, the first of them and those right after it (a cut happens once).</param>
+    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut, bool afterActivation = false, int times = 1)
     {
         _trigger = trigger;
         _fault = fault;
         _afterActivation = afterActivation;
+        _times = fault == LinkFault.Cut ? 1 : times;
         _listener.Start();
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
-    public bool Fired => Volatile.Read(ref _fired) == 1;
+    public bool Fired => Volatile.Read(ref _firings) > 0;
+    /// <summary>Frames the fault hit so far.</summary>
+    public int Firings => Math.Min(Volatile.Read(ref _firings), _times);
     /// <summary>Frames sent after Activate, and the most of them that were ever ahead of the last PushProgress that passed.</summary>
     public long Pushed => Interlocked.Read(ref _pushed);
     public long MostAheadOfProgress => Interlocked.Read(ref _mostAhead);
@@ -71,7 +77,7 @@ public sealed class FaultyLink : IAsyncDisposable
                 var rest = new byte[length + 4];
                 await from.ReadExactlyAsync(rest, _stop.Token);
                 var activated = Watch((MigrationFrame)header[0], rest);
-                if ((MigrationFrame)header[0] == _trigger && (activated || !_afterActivation) && Interlocked.Exchange(ref _fired, 1) == 0)
+                if ((MigrationFrame)header[0] == _trigger && (activated || !_afterActivation) && Interlocked.Increment(ref _firings) <= _times)
                 {
                     if (_fault == LinkFault.Cut)
                     {

@@ -79,10 +79,14 @@ internal static class MigrateCommand
         }
         if (r.GetProperty("strategy").GetString() is "post-copy" or "hybrid")
         {
-            Console.WriteLine($"  post-copy    {r.GetProperty("postCopyFrames").GetInt64():N0} frames pushed, {r.GetProperty("postCopyFaults").GetInt64():N0} faults, {N("postCopyBlockedMs")} ms blocked, {r.GetProperty("framesSentTwice").GetInt64()} sent twice");
+            Console.WriteLine($"  post-copy    {r.GetProperty("postCopyFrames").GetInt64():N0} frames pushed, {r.GetProperty("postCopyFaults").GetInt64():N0} faults, {N("postCopyBlockedMs")} ms blocked, {r.GetProperty("framesSentTwice").GetInt64()} sent twice{Resends(r)}");
             Console.WriteLine($"  depended on the source for {N("sourceDependenceMs")} ms after activation");
         }
     }
+
+    /// <summary>Why frames went twice, when they did: pushed messages that failed their checksum at the target and were sent again.</summary>
+    private static string Resends(JsonElement report) =>
+        report.TryGetProperty("pushResends", out var resends) && resends.GetUInt32() > 0 ? $" ({resends.GetUInt32()} resends after corrupt messages)" : "";
 
     public static Command Stop()
     {

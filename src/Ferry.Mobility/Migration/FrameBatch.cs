@@ -116,8 +116,11 @@ internal sealed class FrameBatch(bool gathered)
     /// Applies a received payload to <paramref name="memory"/>, with <paramref name="growing"/> growing it for frames beyond
     /// its end (a pre-copy round after the guest grew its memory); calls <paramref name="arrived"/> per frame.
     /// </summary>
-    /// <remarks>With <paramref name="onlyAbsent"/> (post-copy) a frame already present is a protocol error: the guest may have written it since.</remarks>
-    public static void Apply(ReadOnlySpan<byte> payload, LinearMemory memory, Action<long>? arrived, bool onlyAbsent = false, bool growing = true)
+    /// <remarks>
+    /// Post-copy never overwrites a present frame, since the guest may have written it since: <paramref name="whenPresent"/>
+    /// says whether such a frame is a protocol error or, once frames were asked for again, a copy still in flight to skip.
+    /// </remarks>
+    public static void Apply(ReadOnlySpan<byte> payload, LinearMemory memory, Action<long>? arrived, WhenPresent whenPresent = WhenPresent.Overwrite, bool growing = true)
     {
         if (payload.Length < 4) throw new MigrationProtocolException("a Frames message without its count");
         var headLength = HeadLength(BinaryPrimitives.ReadUInt32LittleEndian(payload), payload.Length);
@@ -128,18 +131,19 @@ internal sealed class FrameBatch(bool gathered)
         {
             var word = BinaryPrimitives.ReadUInt32LittleEndian(numbers[i..]);
             long frame = word & ~ZeroFlag;
-            if (onlyAbsent && memory.Present.Get(frame)) throw new MigrationProtocolException($"frame {frame} arrived although it is present: a frame is sent once");
+            var skip = whenPresent != WhenPresent.Overwrite && memory.Present.Get(frame);
+            if (skip && whenPresent == WhenPresent.Refuse) throw new MigrationProtocolException($"frame {frame} arrived although it is present: a frame is sent once");
             if ((word & ZeroFlag) != 0)
             {
-                memory.WriteFrame(frame, ZeroFrame);
+                if (!skip) memory.WriteFrame(frame, ZeroFrame);
             }
             else
             {
                 if (data.Length < LinearMemory.FrameSize) throw new MigrationProtocolException("a Frames message is cut short");
-                memory.WriteFrame(frame, data[..LinearMemory.FrameSize]);
+                if (!skip) memory.WriteFrame(frame, data[..LinearMemory.FrameSize]);
                 data = data[LinearMemory.FrameSize..];
             }
-            arrived?.Invoke(frame);
+            if (!skip) arrived?.Invoke(frame);
         }
         if (data.Length != 0) throw new MigrationProtocolException("a Frames message has bytes after its last frame");
     }
@@ -197,4 +201,15 @@ internal sealed class FrameBatch(bool gathered)
     }
 
     private static readonly byte[] ZeroFrame = new byte[LinearMemory.FrameSize];
+}
+
+/// <summary>What applying a received frame does to a frame the memory already holds.</summary>
+internal enum WhenPresent
+{
+    /// <summary>Writes it: before activation, no guest runs on this memory (pre-copy rounds, the stop).</summary>
+    Overwrite,
+    /// <summary>A protocol error: post-copy sends each frame once.</summary>
+    Refuse,
+    /// <summary>Leaves it: post-copy after a Resend, when copies sent before the source heard of it may still arrive.</summary>
+    Skip,
 }

@@ -41,10 +41,21 @@ public enum MigrationFrame : byte
     Resumed = 15,
     /// <summary>Target to source (post-copy): frames received so far; the push keeps only a window of frames in flight beyond it.</summary>
     PushProgress = 16,
+    /// <summary>Target to source (post-copy): a pushed message failed its checksum; send again every frame still absent here.</summary>
+    Resend = 17,
 }
 
 /// <summary>A peer that broke the protocol: wrong order, oversized or corrupt frame, unknown type, replayed id.</summary>
-public sealed class MigrationProtocolException(string message) : Exception(message);
+public class MigrationProtocolException(string message) : Exception(message);
+
+/// <summary>
+/// A frame whose payload fails its checksum. The frame was read whole (its header held, so the connection still frames
+/// correctly): a side that can have the payload sent again may carry on; every other side treats it as a protocol error.
+/// </summary>
+public sealed class MigrationChecksumException(MigrationFrame type) : MigrationProtocolException($"{type} frame fails its checksum")
+{
+    public MigrationFrame Type { get; } = type;
+}
 
 /// <summary>The peer neither sent nor took in a complete frame within the channel's patience: taken for a dead node or a broken link.</summary>
 public sealed class PeerSilentException(string message) : IOException(message);
@@ -302,7 +313,7 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         if (type == MigrationFrame.Frames && placement is not null && _socket is not null) return (type, await ReceivePlacedAsync(placement, _socket, length, cancel), true);
         var payload = _receive.AsMemory(0, length);
         await ReadExactly(_receive.AsMemory(0, length + 4), cancel);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(_receive.AsSpan(length)) != Crc32C.Of(payload.Span)) throw new MigrationProtocolException($"{type} frame fails its checksum");
+        if (BinaryPrimitives.ReadUInt32LittleEndian(_receive.AsSpan(length)) != Crc32C.Of(payload.Span)) throw new MigrationChecksumException(type);
         return (type, payload, false);
     }
 
@@ -335,7 +346,7 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
             Consume(_scatter, received);
         }
         await ReadExactly(_trailer, cancel);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(_trailer) != crc.Value) throw new MigrationProtocolException("Frames frame fails its checksum");
+        if (BinaryPrimitives.ReadUInt32LittleEndian(_trailer) != crc.Value) throw new MigrationChecksumException(MigrationFrame.Frames);
         return head;
     }
 

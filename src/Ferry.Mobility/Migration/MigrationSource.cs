@@ -127,7 +127,7 @@ public sealed class MigrationSource
                     break;
             }
 
-            await _channel.SendAsync(MigrationFrame.ImageEnd, postCopyFrames is null ? ReadOnlyMemory<byte>.Empty : Bitmap(postCopyFrames, frameCount), cancel);
+            await _channel.SendAsync(MigrationFrame.ImageEnd, postCopyFrames is null ? ReadOnlyMemory<byte>.Empty : FrameSetPayload.Encode(postCopyFrames, frameCount), cancel);
 
             _stage = MigrationStage.Commitment;
             Report();
@@ -170,7 +170,14 @@ public sealed class MigrationSource
                 Report();
                 var window = Stopwatch.StartNew();
                 // Pushing at once took the CPU the target needed to receive the go-ahead: on 2 cores that doubled the downtime.
-                await _channel.ExpectAsync(cancel, MigrationFrame.Resumed);
+                try
+                {
+                    await _channel.ExpectAsync(cancel, MigrationFrame.Resumed);
+                }
+                catch (MigrationChecksumException e) when (e.Type == MigrationFrame.Resumed)
+                {
+                    // Resumed has no payload: only its trailer failed, and its type still says the target runs the process.
+                }
                 report = await PushAsync(postCopyFrames, report, cancel);
                 report = report with { SourceDependence = window.Elapsed };
             }
@@ -356,8 +363,8 @@ public sealed class MigrationSource
     internal const int PushWindow = 128;
 
     /// <summary>
-    /// Post-copy after activation: pushes every frame of <paramref name="frames"/> exactly once, frames the target faulted
-    /// on first and then onward from the latest fault, until the target acknowledges the last.
+    /// Post-copy after activation: pushes every frame of <paramref name="frames"/> once, frames the target faulted on first
+    /// and then onward from the latest fault, until the target acknowledges the last; again, the frames a Resend names.
     /// </summary>
     private async Task<MigrationReport> PushAsync(ulong[] frames, MigrationReport report, CancellationToken cancel)
     {
@@ -366,7 +373,8 @@ public sealed class MigrationSource
         var left = PopCount(pending);
         var total = left;
         var requests = Channel.CreateUnbounded<long>();
-        // Woken by a request or by progress: the push waits on it while its window is full.
+        var resends = Channel.CreateUnbounded<(uint Number, ulong[] Absent)>();
+        // Woken by a request, a Resend or progress: the push waits on it while its window is full, or for the acknowledgement.
         var wake = new SemaphoreSlim(0);
         long received = 0;
         var acknowledged = new TaskCompletionSource<(long Faults, TimeSpan Blocked)>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -376,7 +384,17 @@ public sealed class MigrationSource
             {
                 while (true)
                 {
-                    var (type, payload) = await _channel.ExpectAsync(cancel, MigrationFrame.FrameRequest, MigrationFrame.PushProgress, MigrationFrame.PushAck);
+                    MigrationFrame type;
+                    ReadOnlyMemory<byte> payload;
+                    try
+                    {
+                        (type, payload) = await _channel.ExpectAsync(cancel, MigrationFrame.FrameRequest, MigrationFrame.PushProgress, MigrationFrame.PushAck, MigrationFrame.Resend);
+                    }
+                    catch (MigrationChecksumException e) when (e.Type is MigrationFrame.FrameRequest or MigrationFrame.PushProgress)
+                    {
+                        // The push sends the requested frame anyway, and the next PushProgress counts everything this one did.
+                        continue;
+                    }
                     if (type == MigrationFrame.PushAck)
                     {
                         if (payload.Length != 16) throw new MigrationProtocolException($"a PushAck of {payload.Length} bytes");
@@ -387,6 +405,13 @@ public sealed class MigrationSource
                     {
                         if (payload.Length != 8) throw new MigrationProtocolException($"a PushProgress of {payload.Length} bytes");
                         Volatile.Write(ref received, BinaryPrimitives.ReadInt64LittleEndian(payload.Span));
+                    }
+                    else if (type == MigrationFrame.Resend)
+                    {
+                        if (payload.Length < 4) throw new MigrationProtocolException($"a Resend of {payload.Length} bytes");
+                        var (count, absent) = FrameSetPayload.Parse(payload.Span[4..], "a Resend");
+                        if (count != memory!.FrameCount) throw new MigrationProtocolException($"a Resend for {count} frames, the memory has {memory.FrameCount}");
+                        resends.Writer.TryWrite((BinaryPrimitives.ReadUInt32LittleEndian(payload.Span), absent));
                     }
                     else
                     {
@@ -407,11 +432,29 @@ public sealed class MigrationSource
         // The process is given up here, so its memory no longer changes: frames go out in place.
         long cursor = 0;
         long pushed = 0;
+        // Frames pushed again for a Resend: their first copies may never be counted received, so the window leaves them out.
+        long repeated = 0;
+        uint resendsAnswered = 0;
+        uint? endSentFor = null;
         const int PushBatch = 16;
         _batch.Clear();
-        while (left > 0)
+        while (true)
         {
             if (acknowledged.Task.IsFaulted) await acknowledged.Task;
+            while (resends.Reader.TryRead(out var resend))
+            {
+                if (resend.Number != resendsAnswered + 1) throw new MigrationProtocolException($"Resend {resend.Number} after {resendsAnswered}");
+                resendsAnswered = resend.Number;
+                // Every frame of the push that the target lacks and that is not pending already (frames outside the push are never absent there).
+                for (var i = 0; i < pending.Length && i < resend.Absent.Length; i++)
+                {
+                    var again = resend.Absent[i] & frames[i] & ~pending[i];
+                    pending[i] |= again;
+                    var count = System.Numerics.BitOperations.PopCount(again);
+                    left += count;
+                    repeated += count;
+                }
+            }
             while (requests.Reader.TryRead(out var wanted))
             {
                 if (!Take(pending, wanted)) continue;
@@ -420,8 +463,23 @@ public sealed class MigrationSource
                 // Locality: the frames after a fault are the likeliest next ones.
                 cursor = wanted + 1;
             }
+            if (_batch.Count == 0 && left == 0)
+            {
+                if (acknowledged.Task.IsCompleted) break;
+                if (endSentFor != resendsAnswered)
+                {
+                    var end = new byte[12];
+                    BinaryPrimitives.WriteInt64LittleEndian(end, total);
+                    BinaryPrimitives.WriteUInt32LittleEndian(end.AsSpan(8), resendsAnswered);
+                    await _channel.SendAsync(MigrationFrame.PushEnd, end, cancel);
+                    endSentFor = resendsAnswered;
+                }
+                // The acknowledgement, or a Resend for frames that failed their checksum on the way.
+                await Task.WhenAny(wake.WaitAsync(cancel), acknowledged.Task);
+                continue;
+            }
             // A window, not a queue: a requested frame waits behind at most PushWindow frames, not behind the socket buffers' megabytes.
-            var inFlight = pushed + _batch.Count - Volatile.Read(ref received);
+            var inFlight = pushed - repeated + _batch.Count - Volatile.Read(ref received);
             if (_batch.Count == 0 && inFlight >= PushWindow)
             {
                 if (await Task.WhenAny(wake.WaitAsync(cancel), acknowledged.Task) == acknowledged.Task && acknowledged.Task.IsCompletedSuccessfully)
@@ -443,12 +501,9 @@ public sealed class MigrationSource
             _batch.Clear();
             if ((pushed & 4095) < PushBatch) Report(left: left);
         }
-        var done = new byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(done, total);
-        await _channel.SendAsync(MigrationFrame.PushEnd, done, cancel);
-        var (faults, blocked) = await acknowledged.Task.WaitAsync(TimeSpan.FromMinutes(5), cancel);
+        var (faults, blocked) = await acknowledged.Task;
         await listener;
-        return report with { PostCopyFrames = pushed, PostCopyFaults = faults, PostCopyBlocked = blocked, FramesSentTwice = pushed - total };
+        return report with { PostCopyFrames = pushed, PostCopyFaults = faults, PostCopyBlocked = blocked, FramesSentTwice = pushed - total, PushResends = resendsAnswered };
     }
 
     private static bool Take(ulong[] bits, long frame)
@@ -490,15 +545,6 @@ public sealed class MigrationSource
         var result = new ulong[Math.Max(a.Length, b.Length)];
         for (var i = 0; i < result.Length; i++) result[i] = (i < a.Length ? a[i] : 0) | (i < b.Length ? b[i] : 0);
         return result;
-    }
-
-    /// <summary>ImageEnd's payload for post-copy: the frame count, then one bit per frame that is still to come.</summary>
-    private static byte[] Bitmap(ulong[] frames, long frameCount)
-    {
-        var payload = new byte[8 + ((frameCount + 63) >> 6) * 8];
-        BinaryPrimitives.WriteInt64LittleEndian(payload, frameCount);
-        for (var i = 0; i < (frameCount + 63) >> 6; i++) BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8 + i * 8), i < frames.Length ? frames[i] : 0);
-        return payload;
     }
 }
 

@@ -121,7 +121,7 @@ public static class MigrationTarget
                 if (type == MigrationFrame.Abort) return new TargetResult(TargetOutcome.NotReceived, null, $"the source abandoned the migration: {Encoding.UTF8.GetString(piece.Span)}", null, offer.Id, stage);
                 if (type == MigrationFrame.ImageEnd)
                 {
-                    if (strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid) (frameCount, toCome) = ParseBitmap(piece.ToArray());
+                    if (strategy is MigrationStrategy.PostCopy or MigrationStrategy.Hybrid) (frameCount, toCome) = FrameSetPayload.Parse(piece.Span, "a post-copy ImageEnd");
                     else if (piece.Length != 0) throw new MigrationProtocolException("an ImageEnd with a bitmap outside post-copy");
                     break;
                 }
@@ -183,12 +183,15 @@ public static class MigrationTarget
                 restored.Dispose();
                 return new TargetResult(TargetOutcome.NotReceived, null, $"the go-ahead never came and the source recorded an abort: {e.Message}", null, offer.Id, MigrationStage.Activation);
             }
-            if (decided != true || toCome is not null)
+            // A go-ahead that failed its checksum left the connection framed: post-copy's push can still come over it.
+            var connectionHolds = e is MigrationChecksumException { Type: MigrationFrame.Activate };
+            if (decided != true || toCome is not null && !connectionHolds)
             {
                 // Post-copy cannot run without its source's memory even when the commitment is confirmed.
                 return new TargetResult(TargetOutcome.InDoubt, restored, $"committed, but the go-ahead never came: {e.Message}", null, offer.Id, MigrationStage.Activation);
             }
-            return new TargetResult(TargetOutcome.Activated, restored, $"the go-ahead never came; the source confirmed the commitment: {e.Message}", null, offer.Id);
+            if (toCome is null) return new TargetResult(TargetOutcome.Activated, restored, $"the go-ahead never came; the source confirmed the commitment: {e.Message}", null, offer.Id);
+            stageEntered?.Invoke(MigrationStage.Activation);
         }
         PostCopyPager? pager = null;
         if (toCome is not null)
@@ -201,7 +204,7 @@ public static class MigrationTarget
             {
                 // Activated without its source: the pager reports the process lost at its first absent frame, as after any later failure.
             }
-            pager = PostCopyPager.Start(channel, restored.Instance.Memory!, toCome, options.FetchTimeout);
+            pager = PostCopyPager.Start(channel, restored.Instance.Memory!, frameCount, toCome, options.FetchTimeout);
         }
         return new TargetResult(TargetOutcome.Activated, restored, null, pager, offer.Id, ActivatedAt: System.Diagnostics.Stopwatch.GetTimestamp());
     }
@@ -276,17 +279,6 @@ public static class MigrationTarget
         {
             return null;
         }
-    }
-
-    private static (long FrameCount, ulong[] Frames) ParseBitmap(byte[] payload)
-    {
-        if (payload.Length < 8) throw new MigrationProtocolException("a post-copy ImageEnd without its frame bitmap");
-        var count = BinaryPrimitives.ReadInt64LittleEndian(payload);
-        if (count < 0 || count > (long)LinearMemory.MaxSupportedPages * LinearMemory.FramesPerPage || payload.Length != 8 + ((count + 63) >> 6) * 8)
-            throw new MigrationProtocolException($"a post-copy bitmap of {payload.Length} bytes for {count} frames");
-        var bits = new ulong[(count + 63) >> 6];
-        for (var i = 0; i < bits.Length; i++) bits[i] = BinaryPrimitives.ReadUInt64LittleEndian(payload.AsSpan(8 + i * 8));
-        return (count, bits);
     }
 
     /// <summary>Post-copy: every frame still at the source is absent, every other one present; presence tracking on.</summary>

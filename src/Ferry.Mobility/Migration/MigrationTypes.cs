@@ -76,8 +76,10 @@ public sealed record MigrationReport
     public long PostCopyFrames { get; init; }
     public long PostCopyFaults { get; init; }
     public TimeSpan PostCopyBlocked { get; init; }
-    /// <summary>Post-copy: frames sent more than once (the protocol sends each once; reported to prove it).</summary>
+    /// <summary>Post-copy: frames sent more than once (the protocol sends each once; reported to prove it), which only a Resend causes.</summary>
     public long FramesSentTwice { get; init; }
+    /// <summary>Post-copy: Resends answered, each after a pushed message failed its checksum at the target.</summary>
+    public uint PushResends { get; init; }
     /// <summary>Post-copy: from activation to the target's acknowledgement of the last frame; the process depended on the source meanwhile.</summary>
     public TimeSpan SourceDependence { get; init; }
     /// <summary>Auto-converge: the smallest share of its normal speed the guest was held to.</summary>

@@ -6,13 +6,17 @@ namespace Ferry.Mobility.Migration;
 
 /// <summary>
 /// The target's side of post-copy after activation: receives the source's push, and fetches a frame ahead of it when
-/// the guest touches one that is absent. The process waits only for its own faults. If the source is lost before the
-/// last frame, the process cannot go on: every wait fails with <see cref="PostCopySourceLostException"/>.
+/// the guest touches one that is absent. The process waits only for its own faults. A pushed message that fails its
+/// checksum costs a Resend of the frames still absent, not the process. If the source is lost before the last frame,
+/// the process cannot go on: every wait fails with <see cref="PostCopySourceLostException"/>.
 /// </summary>
 public sealed class PostCopyPager
 {
     /// <summary>Frames between two PushProgress reports: a quarter of the source's window, so that its push never waits for one.</summary>
     internal const int ProgressEvery = MigrationSource.PushWindow / 4;
+
+    /// <summary>Resends asked for before a link that keeps corrupting the push is taken for broken, and the process lost.</summary>
+    internal const int MaxResends = 8;
 
     private readonly MigrationChannel _channel;
     private readonly LinearMemory _memory;
@@ -21,26 +25,31 @@ public sealed class PostCopyPager
     private readonly SemaphoreSlim _sending = new(1, 1);
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly long _toCome;
+    // The frames the push covers (the memory may have grown since, with frames that were never the source's).
+    private readonly long _frameCount;
     private long _outstanding;
     // Frames received that the source has been told of (the receive loop's alone).
     private long _reported;
     private long _faults;
     private long _blockedTicks;
+    // Resend requests sent (the receive loop's alone).
+    private uint _resends;
     private Exception? _lost;
 
-    private PostCopyPager(MigrationChannel channel, LinearMemory memory, long outstanding, TimeSpan fetchTimeout)
+    private PostCopyPager(MigrationChannel channel, LinearMemory memory, long frameCount, long outstanding, TimeSpan fetchTimeout)
     {
         _channel = channel;
         _memory = memory;
+        _frameCount = frameCount;
         _toCome = _outstanding = outstanding;
         _fetchTimeout = fetchTimeout;
     }
 
-    internal static PostCopyPager Start(MigrationChannel channel, LinearMemory memory, ulong[] toCome, TimeSpan fetchTimeout)
+    internal static PostCopyPager Start(MigrationChannel channel, LinearMemory memory, long frameCount, ulong[] toCome, TimeSpan fetchTimeout)
     {
         long outstanding = 0;
         foreach (var word in toCome) outstanding += System.Numerics.BitOperations.PopCount(word);
-        var pager = new PostCopyPager(channel, memory, outstanding, fetchTimeout);
+        var pager = new PostCopyPager(channel, memory, frameCount, outstanding, fetchTimeout);
         // Host functions that touch an absent frame wait on the calling thread.
         memory.AbsentFrameHandler = pager.WaitPresent;
         _ = Task.Run(pager.ReceiveAsync);
@@ -128,9 +137,26 @@ public sealed class PostCopyPager
         {
             while (true)
             {
-                var (type, payload) = await _channel.ExpectAsync(CancellationToken.None, MigrationFrame.Frames, MigrationFrame.PushEnd);
-                if (type == MigrationFrame.PushEnd) break;
-                FrameBatch.Apply(payload.Span, _memory, Arrived, onlyAbsent: true);
+                MigrationFrame type;
+                ReadOnlyMemory<byte> payload;
+                try
+                {
+                    (type, payload) = await _channel.ExpectAsync(CancellationToken.None, MigrationFrame.Frames, MigrationFrame.PushEnd);
+                }
+                catch (MigrationChecksumException) when (_resends < MaxResends)
+                {
+                    // Its frame numbers cannot be trusted either: every frame still absent is asked for again.
+                    await AskResendAsync();
+                    continue;
+                }
+                if (type == MigrationFrame.PushEnd)
+                {
+                    if (payload.Length != 12) throw new MigrationProtocolException($"a PushEnd of {payload.Length} bytes");
+                    // Sent before the source heard of the latest Resend: the frames it asked for are still to come.
+                    if (BinaryPrimitives.ReadUInt32LittleEndian(payload.Span[8..]) < _resends) continue;
+                    break;
+                }
+                FrameBatch.Apply(payload.Span, _memory, Arrived, _resends == 0 ? WhenPresent.Refuse : WhenPresent.Skip);
                 if (_toCome - Outstanding - _reported >= ProgressEvery) await ReportProgressAsync();
             }
             if (Outstanding != 0) throw new MigrationProtocolException($"the source ended its push with {Outstanding} frames missing");
@@ -182,6 +208,20 @@ public sealed class PostCopyPager
             }
         }
         await _channel.CloseAfterPeerAsync(TimeSpan.FromSeconds(2));
+    }
+
+    /// <summary>Asks the source to push again every frame not present here: the lost message's, and any still in flight.</summary>
+    private async Task AskResendAsync()
+    {
+        _resends++;
+        var absent = _memory.Present.Snapshot();
+        for (var i = 0; i < absent.Length; i++) absent[i] = ~absent[i];
+        if ((_frameCount & 63) != 0) absent[_frameCount >> 6] &= (1UL << (int)(_frameCount & 63)) - 1;
+        var bitmap = FrameSetPayload.Encode(absent, _frameCount);
+        var payload = new byte[4 + bitmap.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(payload, _resends);
+        bitmap.CopyTo(payload, 4);
+        await SendAsync(MigrationFrame.Resend, payload);
     }
 
     /// <summary>Tells the source how many frames arrived, so that it sends more: it keeps a window of frames in flight, not a queue.</summary>
