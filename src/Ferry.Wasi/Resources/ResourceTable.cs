@@ -37,11 +37,20 @@ public sealed class ResourceTable : IDisposable
         resource.Dispose();
     }
 
-    /// <summary>fd_renumber: <paramref name="from"/> replaces <paramref name="to"/>, which is closed.</summary>
+    /// <summary>The highest descriptor number fd_renumber may create: a guest cannot make the table grow without bound.</summary>
+    internal const uint MaxRenumberTarget = ushort.MaxValue;
+
+    /// <summary>
+    /// fd_renumber: the handle at <paramref name="from"/> moves to <paramref name="to"/>, closing what was there; as in
+    /// wasmtime, <paramref name="to"/> need not be open (programs without dup2 park stdout on a number and bring it back).
+    /// </summary>
     internal void Renumber(uint from, uint to)
     {
         var resource = Get(from);
-        Get(to).Dispose();
+        if (from == to) return;
+        if (to > MaxRenumberTarget) throw new WasiError(Errno.BadFd);
+        while (_entries.Count <= to) _entries.Add(null);
+        _entries[(int)to]?.Dispose();
         _entries[(int)to] = resource;
         _entries[(int)from] = null;
     }
