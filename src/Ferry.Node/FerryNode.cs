@@ -30,7 +30,8 @@ public sealed record NodeOptions
     public long OutputRetentionBytes { get; init; } = 1 << 20;
     /// <summary>Host directories, besides the data directory's files/, that submitted processes may preopen.</summary>
     public IReadOnlyList<string> AllowedDirectories { get; init; } = [];
-    public long MaxModuleBytes { get; init; } = 64L << 20;
+    /// <summary>The largest module an upload or a pull may bring (a WASI build of LLVM is 72 MiB).</summary>
+    public long MaxModuleBytes { get; init; } = 256L << 20;
     /// <summary>Any member of the cluster to join through (HOST:PORT); none starts a new cluster.</summary>
     public string? Join { get; init; }
     /// <summary>The cluster key, required when joining; a new cluster creates one in the data directory.</summary>
@@ -52,7 +53,11 @@ public sealed record NodeOptions
 /// <paramref name="Source"/> is the address of a node that has the module, for the target to pull it from.
 /// <paramref name="StopAfter"/> stops the process after that many instructions (then `continue` it), to run it to a chosen point.
 /// </summary>
-public sealed record SubmitRequest(string Module, List<string>? Args, Dictionary<string, string>? Env, List<string>? Dirs, string? On = null, string? Source = null, long? StopAfter = null);
+/// <summary>
+/// A process to start: the module by hash, and <paramref name="Argv0"/>, the program name its argv[0] carries (the file name
+/// it was submitted under, which multi-call programs such as LLVM's dispatch on; the hash when absent).
+/// </summary>
+public sealed record SubmitRequest(string Module, List<string>? Args, Dictionary<string, string>? Env, List<string>? Dirs, string? On = null, string? Source = null, long? StopAfter = null, string? Argv0 = null);
 
 /// <summary>
 /// A Ferry node: hosts processes on a worker pool, stores modules by hash, and serves a JSON control plane on
@@ -77,7 +82,8 @@ public sealed partial class FerryNode : IAsyncDisposable
         Directory.CreateDirectory(_filesDirectory);
         Code = new CodeStore(Path.Combine(options.DataDirectory, "modules"));
         Key = options.Join is null ? LoadOrCreateKey(options.DataDirectory) : options.Key ?? throw new ArgumentException("joining a cluster needs its key");
-        _peers = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        // A peer's answer is at most a module (code on demand), never more than this node would take in an upload.
+        _peers = new HttpClient { Timeout = TimeSpan.FromSeconds(30), MaxResponseContentBufferSize = options.MaxModuleBytes };
         _peers.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Key);
         _scheduler = new Scheduler(options.Workers, options.SliceFuel);
 
@@ -495,7 +501,7 @@ public sealed partial class FerryNode : IAsyncDisposable
         }
         var id = $"{Name}-{Interlocked.Increment(ref _nextId)}";
         var output = new OutputLog(_options.OutputRetentionBytes);
-        var arguments = new List<string> { request.Module! };
+        var arguments = new List<string> { request.Argv0 ?? request.Module! };
         arguments.AddRange(request.Args ?? []);
         var wasi = new WasiProcess(new WasiConfiguration
         {

@@ -158,7 +158,7 @@ public sealed class NodeApiTests(ITestOutputHelper output) : IAsyncLifetime
         {
             await socket.ConnectAsync(_node.Address.Host, _node.Address.Port);
             var stream = socket.GetStream();
-            var head = $"PUT /v1/modules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_node.Key}\r\nContent-Length: {(64 << 20) + 1}\r\n\r\n";
+            var head = $"PUT /v1/modules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_node.Key}\r\nContent-Length: {(256 << 20) + 1}\r\n\r\n";
             await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
             var answer = new byte[64];
             var read = await stream.ReadAsync(answer);
@@ -178,6 +178,68 @@ public sealed class NodeApiTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(0, exitCode);
         Assert.Equal("Hello from a Ferry guest!\n", stdout);
         Assert.Single(Directory.GetFiles(Path.Combine(_data.FullName, "modules")));
+    }
+
+    /// <summary>
+    /// A module over a node's limit is refused before its bytes are sent (the client asks with Expect: 100-continue), with
+    /// the node's reason and limit, not a connection reset halfway through the upload; one under it is taken.
+    /// </summary>
+    [Fact]
+    public async Task A_module_over_the_nodes_limit_is_refused_with_the_limit_before_its_bytes_are_sent()
+    {
+        var data = Directory.CreateTempSubdirectory("ferry-node-small-");
+        try
+        {
+            await using var small = await FerryNode.StartAsync(new NodeOptions
+            {
+                Name = "small",
+                Listen = new IPEndPoint(IPAddress.Loopback, 0),
+                DataDirectory = data.FullName,
+                Workers = 1,
+                MaxModuleBytes = 1 << 20,
+            });
+            using var client = new NodeClient(small.Address.ToString(), small.Key);
+            var hello = File.ReadAllBytes(Guests.Wasm("hello"));
+            var oversized = new byte[(32 << 20) + hello.Length];
+            hello.CopyTo(oversized, 0);
+            var refusal = await Assert.ThrowsAsync<NodeRequestException>(() => client.UploadModule(oversized));
+            Assert.Equal(413, refusal.Status);
+            Assert.Contains("this node accepts modules of up to 1,048,576 bytes", refusal.Message);
+            Assert.Equal(64, (await client.UploadModule(hello)).Length);
+        }
+        finally
+        {
+            data.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// argv[0] is the program name the submission gives (ferry submit sends the module's file name, as ferry run passes it),
+    /// which multi-call programs such as LLVM dispatch on; without one it is the module's hash.
+    /// </summary>
+    [Fact]
+    public async Task Argv0_is_the_name_the_submission_gives_else_the_modules_hash()
+    {
+        // Writes its whole argument buffer (each argument NUL-terminated) to stdout.
+        var hash = await Upload(Wat.ToWasm("""
+            (module
+              (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "args_get" (func $args (param i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+              (memory (export "memory") 1)
+              (func (export "_start")
+                (drop (call $sizes (i32.const 0) (i32.const 4)))
+                (drop (call $args (i32.const 64) (i32.const 1024)))
+                (i32.store (i32.const 16) (i32.const 1024))
+                (i32.store (i32.const 20) (i32.load (i32.const 4)))
+                (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))
+            """));
+        var named = await _client.PostAsJsonAsync("/v1/processes", new { module = hash, args = new[] { "-v" }, argv0 = "clang" });
+        Assert.Equal(HttpStatusCode.Created, named.StatusCode);
+        var (stdout, _, _, _) = await Follow((await named.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!);
+        Assert.Equal("clang\0-v\0", stdout);
+        (stdout, _, _, _) = await Follow(await Submit(hash, ["-v"]));
+        Assert.Equal($"{hash}\0-v\0", stdout);
     }
 
     [Fact]

@@ -16,9 +16,10 @@ internal static class NodeCommands
         var data = new Option<string?>("--data") { Description = "Data directory: modules, the cluster key, files/ for preopens (default: ./ferry-NAME)" };
         var allow = new Option<string[]>("--allow-dir") { Description = "A host directory that submitted processes may preopen, besides DATA/files" };
         var workers = new Option<int?>("--workers") { Description = "Worker threads running processes (default: the number of cores)" };
+        var maxModule = new Option<int>("--max-module-mib") { Description = "The largest module this node accepts, in MiB", DefaultValueFactory = _ => 256 };
         var join = new Option<string?>("--join") { Description = "HOST:PORT of any member of the cluster to join" };
         var keyFile = new Option<string?>("--key-file") { Description = "The cluster key, needed with --join (default: $FERRY_KEY)" };
-        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, join, data, keyFile, allow, workers };
+        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, join, data, keyFile, allow, workers, maxModule };
         start.SetAction(async (result, cancel) =>
         {
             if (!IPEndPoint.TryParse(result.GetValue(listen)!, out var endpoint)) return ProcessRunner.Fail(ExitCodes.Usage, $"--listen {result.GetValue(listen)}: expected HOST:PORT");
@@ -26,6 +27,7 @@ internal static class NodeCommands
             var seed = result.GetValue(join);
             var key = NodeClient.ResolveKey(result.GetValue(keyFile));
             if (seed is not null && string.IsNullOrEmpty(key)) return ProcessRunner.Fail(ExitCodes.Usage, "--join needs the cluster key: --key-file FIRST-NODE-DATA/cluster.key or FERRY_KEY");
+            if (result.GetValue(maxModule) < 1) return ProcessRunner.Fail(ExitCodes.Usage, $"--max-module-mib {result.GetValue(maxModule)}: expected 1 or more");
             var crashAt = Environment.GetEnvironmentVariable("FERRY_CRASH_AS_TARGET_AT");
             Ferry.Mobility.Migration.MigrationStage? crashStage = null;
             if (!string.IsNullOrEmpty(crashAt))
@@ -44,6 +46,7 @@ internal static class NodeCommands
                 DataDirectory = result.GetValue(data) ?? Path.Combine(Environment.CurrentDirectory, $"ferry-{nodeName}"),
                 AllowedDirectories = result.GetValue(allow) ?? [],
                 Workers = result.GetValue(workers) ?? Environment.ProcessorCount,
+                MaxModuleBytes = (long)result.GetValue(maxModule) << 20,
             };
             FerryNode node;
             try
@@ -131,7 +134,8 @@ internal static class NodeCommands
                 env[assignment[..equals]] = assignment[(equals + 1)..];
             }
             var hash = await node.UploadModule(bytes);
-            var id = await node.Submit(new SubmitRequest(hash, [.. result.GetValue(arguments) ?? []], env, [.. result.GetValue(dirs) ?? []], result.GetValue(on), StopAfter: result.GetValue(stopAfter)));
+            // argv[0] is the module's file name as given, as with `ferry run`.
+            var id = await node.Submit(new SubmitRequest(hash, [.. result.GetValue(arguments) ?? []], env, [.. result.GetValue(dirs) ?? []], result.GetValue(on), StopAfter: result.GetValue(stopAfter), Argv0: result.GetValue(module)!.ToString()));
             if (!result.GetValue(wait))
             {
                 Console.WriteLine(id);

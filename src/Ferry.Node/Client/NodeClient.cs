@@ -65,8 +65,16 @@ public sealed class NodeClient : IDisposable
         return body;
     }
 
-    public async Task<string> UploadModule(byte[] module) =>
-        (await Send(new HttpRequestMessage(HttpMethod.Put, "/v1/modules") { Content = new ByteArrayContent(module) })).GetProperty("hash").GetString()!;
+    /// <summary>
+    /// Uploads a module; the body follows only once the node agrees (Expect: 100-continue), so a module over its limit is
+    /// refused with the node's reason rather than a connection reset midway through the bytes.
+    /// </summary>
+    public async Task<string> UploadModule(byte[] module)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Put, "/v1/modules") { Content = new ByteArrayContent(module) };
+        request.Headers.ExpectContinue = true;
+        return (await Send(request)).GetProperty("hash").GetString()!;
+    }
 
     public async Task<string> Submit(SubmitRequest request) =>
         (await Send(new HttpRequestMessage(HttpMethod.Post, "/v1/processes") { Content = JsonContent.Create(request) })).GetProperty("id").GetString()!;
