@@ -8,14 +8,11 @@ internal static class Instantiator
 {
     public static Instance Instantiate(Store store, Module module, Func<Import, Extern?> resolve, bool runStart, LinearMemory? memory = null)
     {
+        using var pause = module.FunctionTypeIndices.Length >= ManyFunctions ? CollectionPause.For(AllocationEstimate(module)) : default;
         var instance = new Instance(store, module);
         ResolveImports(module, instance, resolve);
 
-        for (var i = 0; i < module.FunctionTypeIndices.Length; i++)
-        {
-            var index = (uint)(module.ImportedFunctionCount + i);
-            instance.Functions[index] = store.AddWasmFunction(module.Types[module.FunctionTypeIndices[i]], instance, index);
-        }
+        store.AddWasmFunctions(instance);
         for (var i = 0; i < module.Tables.Length; i++)
         {
             instance.Tables[module.ImportedTableCount + i] = store.CreateTable(module.Tables[i]);
@@ -64,6 +61,17 @@ internal static class Instantiator
 
         if (runStart && module.StartFunction is { } start) store.Invoke(instance.Functions[start]);
         return instance;
+    }
+
+    /// <summary>Defined functions from which instantiation runs without garbage collections (<see cref="CollectionPause"/>).</summary>
+    private const int ManyFunctions = 10_000;
+
+    /// <summary>Bytes instantiating <paramref name="module"/> allocates, about: a function object and two references to it per function, the element segments' references, and slack.</summary>
+    private static long AllocationEstimate(Module module)
+    {
+        long elementItems = 0;
+        foreach (var segment in module.Elements) elementItems += segment.Items.Length;
+        return module.FunctionTypeIndices.Length * 96L + elementItems * 8 + (4L << 20);
     }
 
     private static void ResolveImports(Module module, Instance instance, Func<Import, Extern?> resolve)

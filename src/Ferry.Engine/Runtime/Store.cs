@@ -26,11 +26,20 @@ public sealed class Store
         return id;
     }
 
-    internal WasmFunction AddWasmFunction(FuncType type, Instance instance, uint index)
+    /// <summary>Adds every function <paramref name="instance"/> defines, in index order after its imports.</summary>
+    internal void AddWasmFunctions(Instance instance)
     {
-        var function = new WasmFunction(type, InternType(type), _functions.Count, instance, index);
-        _functions.Add(function);
-        return function;
+        var module = instance.Module;
+        _functions.EnsureCapacity(_functions.Count + module.FunctionTypeIndices.Length);
+        for (var i = 0; i < module.FunctionTypeIndices.Length; i++)
+        {
+            var typeIndex = module.FunctionTypeIndices[i];
+            var index = (uint)(module.ImportedFunctionCount + i);
+            // The instance interned each of its module's types once: a lookup per function cost a third of instantiating LLVM's 130,000.
+            var function = new WasmFunction(module.Types[typeIndex], instance.TypeIds[typeIndex], _functions.Count, instance, index);
+            _functions.Add(function);
+            instance.Functions[index] = function;
+        }
     }
 
     public HostFunction CreateHostFunction(FuncType type, HostFunctionCallback callback, string? name = null)
