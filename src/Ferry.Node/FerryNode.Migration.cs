@@ -54,12 +54,16 @@ public sealed partial class FerryNode
     private static int _warmUpStarted;
     private Task _warmUp = Task.CompletedTask;
 
-    /// <summary>Compiles both sides of a migration before the first real one (see <see cref="MigrationWarmUp"/>); a failure costs only that.</summary>
+    /// <summary>
+    /// Compiles both sides of a migration before the first real one (see <see cref="MigrationWarmUp"/>), then the rest of
+    /// Ferry's code (see <see cref="Precompiler"/>); a failure costs only that.
+    /// </summary>
     private async Task WarmUpAsync()
     {
         try
         {
             await MigrationWarmUp.RunAsync(_stopping.Token);
+            Precompiler.Run([typeof(Ferry.Wasm.Module).Assembly, typeof(Ferry.Engine.Store).Assembly, typeof(Ferry.Wasi.WasiProcess).Assembly, typeof(MigrationSource).Assembly, typeof(FerryNode).Assembly], _stopping.Token);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or MigrationAbortedException or MigrationAfterCommitException)
         {

@@ -28,6 +28,9 @@ public sealed class MigrationSource
     private double _rate;
     private long _zeroSkipped;
     private double _throttle = 1;
+    // Progress reported while the process is stopped, passed on once it runs again: a node turns each report into a line
+    // on an HTTP stream, and serializing, sending and drawing it took CPU the stop needed.
+    private List<MigrationProgress>? _heldReports;
 
     private MigrationSource(Stream connection, IMigratableProcess process, MigrationOptions options, IProgress<MigrationProgress>? progress)
     {
@@ -51,8 +54,20 @@ public sealed class MigrationSource
 
     private LinearMemory? Memory => _process.Instance.Memory;
 
-    private void Report(long dirty = 0, TimeSpan estimate = default, long left = 0) =>
-        _progress?.Report(new MigrationProgress(_stage, _rounds.Count, dirty, _rate, estimate, _channel.BytesSent, left));
+    private void Report(long dirty = 0, TimeSpan estimate = default, long left = 0)
+    {
+        var progress = new MigrationProgress(_stage, _rounds.Count, dirty, _rate, estimate, _channel.BytesSent, left);
+        if (_heldReports is not null) _heldReports.Add(progress);
+        else _progress?.Report(progress);
+    }
+
+    /// <summary>Passes on the reports held while the process was stopped, in order; reports go straight out again.</summary>
+    private void ReleaseHeldReports()
+    {
+        var held = _heldReports;
+        _heldReports = null;
+        foreach (var progress in held ?? []) _progress?.Report(progress);
+    }
 
     private async Task<MigrationReport> RunAsync(CancellationToken cancel)
     {
@@ -97,6 +112,7 @@ public sealed class MigrationSource
                 Ferry.Mobility.ProcessSnapshot.Capture(image, _process.Module, _process.Instance, _process.Execution, _process.Wasi, embedCode: false, memoryFrames: false);
                 return (harvested, memory?.FrameCount ?? 0);
             }, cancel);
+            _heldReports = [];
             _process.Throttle(1);
             stateBytes = image.Length;
             // The image before the final frames: the target restores the process while they are still on their way.
@@ -137,6 +153,7 @@ public sealed class MigrationSource
         catch (Exception e) when (e is IOException or MigrationProtocolException or MigrationRefusedException or CaptureRefusedException or OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
             var failedAt = _stage;
+            ReleaseHeldReports();
             _stage = MigrationStage.Aborted;
             Report();
             await AbortAsync(id, e.Message);
@@ -164,6 +181,7 @@ public sealed class MigrationSource
         {
             await _channel.SendAsync(MigrationFrame.Activate, ReadOnlyMemory<byte>.Empty, cancel);
             downtime = Stopwatch.GetElapsedTime(stoppedAt);
+            ReleaseHeldReports();
             if (postCopyFrames is not null)
             {
                 _stage = MigrationStage.PostCopyPush;
@@ -186,6 +204,7 @@ public sealed class MigrationSource
         {
             // Committed: the process is the target's; a failure now is the target's loss, reported, never a rerun here. The
             // connection is closed, its framing broken: a post-copy target learns at once that no frame will come, not at a fetch timeout.
+            ReleaseHeldReports();
             await _connection.DisposeAsync();
             throw new MigrationAfterCommitException(_stage, $"the target committed, then the connection failed in stage {_stage}: {e.Message}", e);
         }
