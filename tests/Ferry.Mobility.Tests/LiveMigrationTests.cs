@@ -171,6 +171,23 @@ public sealed class LiveMigrationTests
     public async Task The_warm_up_moves_its_writing_process_to_this_host_once_with_every_strategy() =>
         Assert.Equal(Enum.GetValues<MigrationStrategy>().Length, await MigrationWarmUp.RunAsync().WaitAsync(TimeSpan.FromSeconds(60)));
 
+    /// <summary>
+    /// What a node compiles after its warm-up: every method of the engine's, WASI's and this assembly's types, none of
+    /// which the JIT refuses (a refusal would end the node's background compilation early, unseen).
+    /// </summary>
+    [Fact]
+    public void The_precompiler_compiles_every_method_of_the_engine_wasi_and_mobility_assemblies()
+    {
+        System.Reflection.Assembly[] assemblies = [typeof(Ferry.Wasm.Module).Assembly, typeof(Ferry.Engine.Store).Assembly, typeof(Ferry.Wasi.WasiProcess).Assembly, typeof(MigrationSource).Assembly];
+        const System.Reflection.BindingFlags declaredOnly = System.Reflection.BindingFlags.DeclaredOnly | System.Reflection.BindingFlags.Instance
+            | System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic;
+        var declared = assemblies.SelectMany(a => a.GetTypes()).Where(t => !t.ContainsGenericParameters)
+            .Sum(t => t.GetMethods(declaredOnly).Cast<System.Reflection.MethodBase>().Concat(t.GetConstructors(declaredOnly))
+                .Count(m => !m.IsAbstract && !m.ContainsGenericParameters && m.GetMethodBody() is not null));
+        Assert.True(declared > 1000, $"{declared} methods");
+        Assert.Equal(declared, Precompiler.Run(assemblies, CancellationToken.None));
+    }
+
     [Fact]
     public async Task Pre_copy_round_zero_skips_zero_frames_and_later_rounds_send_only_what_was_dirtied()
     {
