@@ -47,7 +47,7 @@ internal static class MigrationBench
             return 2;
         }
         var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
-        var rows = new List<Dictionary<string, object>>();
+        var rows = new List<Dictionary<string, object?>>();
         Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"x frames",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"mem MB/s",9}");
         // Warm-up (not reported): the JIT compiles the migration path once, as a node's own warm-up does when it starts.
         MigrationWarmUp.RunAsync().GetAwaiter().GetResult();
@@ -83,14 +83,14 @@ internal static class MigrationBench
                     var downtimeBound = stopBound * 1000;
                     var downtimeFramesBound = framesBound * 1000;
                     var dataRate = strategy == MigrationStrategy.StopAndCopy ? report.StopFrames * 4096.0 / report.Downtime.TotalSeconds / 1e6 : double.NaN;
-                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {ratio,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {rawFromMemory / 1e6,9:N0}");
+                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {ratio,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked?.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {rawFromMemory / 1e6,9:N0}");
                     rows.Add(new()
                     {
                         ["mib"] = mib, ["load"] = load, ["strategy"] = Name(strategy),
                         ["totalMs"] = report.Total.TotalMilliseconds, ["totalBoundMs"] = totalBound,
                         ["downtimeMs"] = report.Downtime.TotalMilliseconds, ["downtimeBoundMs"] = downtimeBound, ["downtimeFramesBoundMs"] = downtimeFramesBound, ["downtimeOverFramesBound"] = ratio,
                         ["bytesSent"] = report.BytesSent, ["rounds"] = report.Rounds.Count, ["stopFrames"] = report.StopFrames,
-                        ["postCopyFaults"] = report.PostCopyFaults, ["postCopyBlockedMs"] = report.PostCopyBlocked.TotalMilliseconds,
+                        ["postCopyFaults"] = report.PostCopyFaults, ["postCopyBlockedMs"] = report.PostCopyBlocked?.TotalMilliseconds,
                         ["framesSentTwice"] = report.FramesSentTwice, ["rawMBps"] = raw / 1e6, ["rawFromMemoryMBps"] = rawFromMemory / 1e6,
                         ["stopCopyDataMBps"] = double.IsNaN(dataRate) ? 0 : dataRate, ["runs"] = repeat,
                     });

@@ -313,7 +313,7 @@ public sealed partial class FerryNode
         stateBytes = r.StateBytes,
         postCopyFrames = r.PostCopyFrames,
         postCopyFaults = r.PostCopyFaults,
-        postCopyBlockedMs = r.PostCopyBlocked.TotalMilliseconds,
+        postCopyBlockedMs = r.PostCopyBlocked?.TotalMilliseconds,
         framesSentTwice = r.FramesSentTwice,
         pushResends = r.PushResends,
         sourceDependenceMs = r.SourceDependence.TotalMilliseconds,

@@ -29,6 +29,8 @@ public sealed class FaultyLink : IAsyncDisposable
     private readonly LinkFault _fault;
     private readonly bool _afterActivation;
     private readonly int _times;
+    private readonly MigrationFrame? _alsoCorrupt;
+    private int _alsoFirings;
     private readonly CancellationTokenSource _stop = new();
     private TcpClient? _fromSource;
     private int _firings;
@@ -38,8 +40,10 @@ public sealed class FaultyLink : IAsyncDisposable
     private long _mostAhead;
 
     /// <param name="times">Frames of the trigger type that are corrupted, the first of them and those right after it (a cut happens once).</param>
-    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut, bool afterActivation = false, int times = 1)
+    /// <param name="alsoCorrupt">A second type whose first frame after the fault is corrupted too, such as the Resend that answers a corrupt Frames.</param>
+    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut, bool afterActivation = false, int times = 1, MigrationFrame? alsoCorrupt = null)
     {
+        _alsoCorrupt = alsoCorrupt;
         _trigger = trigger;
         _fault = fault;
         _afterActivation = afterActivation;
@@ -49,6 +53,7 @@ public sealed class FaultyLink : IAsyncDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
     public bool Fired => Volatile.Read(ref _firings) > 0;
+    public bool AlsoFired => Volatile.Read(ref _alsoFirings) > 0;
     /// <summary>Frames the fault hit so far.</summary>
     public int Firings => Math.Min(Volatile.Read(ref _firings), _times);
     /// <summary>Frames sent after Activate, and the most of them that were ever ahead of the last PushProgress that passed.</summary>
@@ -84,6 +89,10 @@ public sealed class FaultyLink : IAsyncDisposable
                         Close();
                         return;
                     }
+                    rest[length / 2] ^= 0x10;
+                }
+                else if ((MigrationFrame)header[0] == _alsoCorrupt && Fired && Interlocked.Increment(ref _alsoFirings) == 1)
+                {
                     rest[length / 2] ^= 0x10;
                 }
                 await to.WriteAsync(header, _stop.Token);

@@ -379,10 +379,12 @@ public sealed class LiveMigrationTests
     public async Task A_fault_at_any_stage_never_loses_the_process_before_commitment_nor_runs_it_twice(MigrationStrategy strategy, MigrationFrame at, LinkFault fault, Survivor survivor)
     {
         await using var link = new FaultyLink(at, fault);
-        var (sourceFailure, _) = await InjectAsync(strategy, link, at.ToString(), survivor);
-        // A corrupt message that the target survives costs the source nothing either, but for the push's last word: the
-        // acknowledgement it could not read.
-        if (fault == LinkFault.Corrupt && survivor == Survivor.Target && at != MigrationFrame.PushAck) Assert.Null(sourceFailure);
+        var (sourceFailure, report) = await InjectAsync(strategy, link, at.ToString(), survivor);
+        // A corrupt message that the target survives costs the source nothing either.
+        if (fault == LinkFault.Corrupt && survivor == Survivor.Target) Assert.Null(sourceFailure);
+        // An acknowledgement that failed its checksum still ends the push, but the target's blocked time is lost with it, and said to be.
+        if (fault == LinkFault.Corrupt && at == MigrationFrame.PushAck) Assert.Null(report!.PostCopyBlocked);
+        else if (report is { PostCopyFrames: > 0 }) Assert.NotNull(report.PostCopyBlocked);
     }
 
     /// <summary>
@@ -413,6 +415,21 @@ public sealed class LiveMigrationTests
         Assert.Null(sourceFailure);
         Assert.Equal(1u, report!.PushResends);
         Assert.InRange(report.FramesSentTwice, 1, report.PostCopyFrames);
+    }
+
+    /// <summary>
+    /// Post-copy's push: a Resend that fails its checksum at the source cannot say which frames the target lacks, so the
+    /// source pushes every frame again; the target skips the copies it has, and the process finishes on the target.
+    /// </summary>
+    [Fact]
+    public async Task A_resend_that_fails_its_checksum_brings_every_frame_again_and_the_process_finishes_on_the_target()
+    {
+        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Corrupt, afterActivation: true, alsoCorrupt: MigrationFrame.Resend);
+        var (sourceFailure, report) = await InjectAsync(MigrationStrategy.PostCopy, link, "a pushed Frames and its Resend", Survivor.Target, targetKeepsConnection: true);
+        Assert.Null(sourceFailure);
+        Assert.True(link.AlsoFired, "the Resend was never corrupted");
+        Assert.Equal(1u, report!.PushResends);
+        Assert.True(report.FramesSentTwice > 0, $"{report.FramesSentTwice} frames sent twice");
     }
 
     /// <summary>

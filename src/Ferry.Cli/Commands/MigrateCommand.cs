@@ -79,10 +79,16 @@ internal static class MigrateCommand
         }
         if (r.GetProperty("strategy").GetString() is "post-copy" or "hybrid")
         {
-            Console.WriteLine($"  post-copy    {r.GetProperty("postCopyFrames").GetInt64():N0} frames pushed, {r.GetProperty("postCopyFaults").GetInt64():N0} faults, {N("postCopyBlockedMs")} ms blocked, {r.GetProperty("framesSentTwice").GetInt64()} sent twice{Resends(r)}");
+            Console.WriteLine($"  post-copy    {r.GetProperty("postCopyFrames").GetInt64():N0} frames pushed, {r.GetProperty("postCopyFaults").GetInt64():N0} faults, {Blocked(r)}, {r.GetProperty("framesSentTwice").GetInt64()} sent twice{Resends(r)}");
             Console.WriteLine($"  depended on the source for {N("sourceDependenceMs")} ms after activation");
         }
     }
+
+    /// <summary>The target's time blocked on faults, which its acknowledgement carries: unknown if that failed its checksum.</summary>
+    private static string Blocked(JsonElement report) =>
+        report.GetProperty("postCopyBlockedMs") is { ValueKind: JsonValueKind.Number } blocked
+            ? $"{blocked.GetDouble().ToString("N1", CultureInfo.InvariantCulture)} ms blocked"
+            : "blocked time unknown (the target's acknowledgement failed its checksum)";
 
     /// <summary>Why frames went twice, when they did: pushed messages that failed their checksum at the target and were sent again.</summary>
     private static string Resends(JsonElement report) =>

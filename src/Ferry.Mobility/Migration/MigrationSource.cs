@@ -392,11 +392,14 @@ public sealed class MigrationSource
         var left = PopCount(pending);
         var total = left;
         var requests = Channel.CreateUnbounded<long>();
-        var resends = Channel.CreateUnbounded<(uint Number, ulong[] Absent)>();
+        // A Resend's bitmap: null for one that failed its checksum, which is answered by pushing every frame again.
+        var resends = Channel.CreateUnbounded<ulong[]?>();
         // Woken by a request, a Resend or progress: the push waits on it while its window is full, or for the acknowledgement.
         var wake = new SemaphoreSlim(0);
         long received = 0;
-        var acknowledged = new TaskCompletionSource<(long Faults, TimeSpan Blocked)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        long requestsRead = 0;
+        var acknowledged = new TaskCompletionSource<(long Faults, TimeSpan? Blocked)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        uint resendsRead = 0;
         var listener = Task.Run(async () =>
         {
             try
@@ -414,6 +417,21 @@ public sealed class MigrationSource
                         // The push sends the requested frame anyway, and the next PushProgress counts everything this one did.
                         continue;
                     }
+                    catch (MigrationChecksumException e) when (e.Type == MigrationFrame.PushAck)
+                    {
+                        // The target sends it only once every frame is in, and nothing after it: the push is over, but the
+                        // target's own figures are lost (faults are then the requests read here, blocked time unknown).
+                        acknowledged.TrySetResult((Volatile.Read(ref requestsRead), null));
+                        return;
+                    }
+                    catch (MigrationChecksumException e) when (e.Type == MigrationFrame.Resend)
+                    {
+                        // Resends are numbered in order, so this one is the next; its bitmap is unreadable, so every frame goes again.
+                        resendsRead++;
+                        resends.Writer.TryWrite(null);
+                        wake.Release();
+                        continue;
+                    }
                     if (type == MigrationFrame.PushAck)
                     {
                         if (payload.Length != 16) throw new MigrationProtocolException($"a PushAck of {payload.Length} bytes");
@@ -428,13 +446,17 @@ public sealed class MigrationSource
                     else if (type == MigrationFrame.Resend)
                     {
                         if (payload.Length < 4) throw new MigrationProtocolException($"a Resend of {payload.Length} bytes");
+                        var number = BinaryPrimitives.ReadUInt32LittleEndian(payload.Span);
+                        if (number != resendsRead + 1) throw new MigrationProtocolException($"Resend {number} after {resendsRead}");
                         var (count, absent) = FrameSetPayload.Parse(payload.Span[4..], "a Resend");
                         if (count != memory!.FrameCount) throw new MigrationProtocolException($"a Resend for {count} frames, the memory has {memory.FrameCount}");
-                        resends.Writer.TryWrite((BinaryPrimitives.ReadUInt32LittleEndian(payload.Span), absent));
+                        resendsRead = number;
+                        resends.Writer.TryWrite(absent);
                     }
                     else
                     {
                         if (payload.Length != 4) throw new MigrationProtocolException($"a FrameRequest of {payload.Length} bytes");
+                        Interlocked.Increment(ref requestsRead);
                         requests.Writer.TryWrite(BinaryPrimitives.ReadUInt32LittleEndian(payload.Span));
                     }
                     wake.Release();
@@ -460,14 +482,13 @@ public sealed class MigrationSource
         while (true)
         {
             if (acknowledged.Task.IsFaulted) await acknowledged.Task;
-            while (resends.Reader.TryRead(out var resend))
+            while (resends.Reader.TryRead(out var absent))
             {
-                if (resend.Number != resendsAnswered + 1) throw new MigrationProtocolException($"Resend {resend.Number} after {resendsAnswered}");
-                resendsAnswered = resend.Number;
+                resendsAnswered++;
                 // Every frame of the push that the target lacks and that is not pending already (frames outside the push are never absent there).
-                for (var i = 0; i < pending.Length && i < resend.Absent.Length; i++)
+                for (var i = 0; i < pending.Length; i++)
                 {
-                    var again = resend.Absent[i] & frames[i] & ~pending[i];
+                    var again = (absent is null ? ~0UL : i < absent.Length ? absent[i] : 0) & frames[i] & ~pending[i];
                     pending[i] |= again;
                     var count = System.Numerics.BitOperations.PopCount(again);
                     left += count;

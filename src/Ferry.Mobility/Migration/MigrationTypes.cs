@@ -72,10 +72,14 @@ public sealed record MigrationReport
     public required long ZeroFramesSkipped { get; init; }
     /// <summary>Execution and resource segments, as sent at the stop.</summary>
     public required long StateBytes { get; init; }
-    /// <summary>Post-copy: frames pushed after activation, faults the target took, and its time blocked on them.</summary>
+    /// <summary>
+    /// Post-copy: frames pushed after activation, faults the target took, and its time blocked on them. The target's
+    /// acknowledgement carries the last two; if it failed its checksum, faults are the fault requests the source read and
+    /// the blocked time is unknown (null).
+    /// </summary>
     public long PostCopyFrames { get; init; }
     public long PostCopyFaults { get; init; }
-    public TimeSpan PostCopyBlocked { get; init; }
+    public TimeSpan? PostCopyBlocked { get; init; } = TimeSpan.Zero;
     /// <summary>Post-copy: frames sent more than once (the protocol sends each once; reported to prove it), which only a Resend causes.</summary>
     public long FramesSentTwice { get; init; }
     /// <summary>Post-copy: Resends answered, each after a pushed message failed its checksum at the target.</summary>
