@@ -10,7 +10,7 @@ namespace Ferry.Engine.Tests;
 public sealed class ResumabilityTests
 {
     public static TheoryData<string> Programs() =>
-        ["fib", "loops", "memory", "indirect", "multivalue", "bulk", "tables", "brtable", "globals", "trap", "floats"];
+        ["fib", "loops", "memory", "indirect", "multivalue", "bulk", "tables", "brtable", "globals", "trap", "floats", "mutual"];
 
     private sealed record Outcome(ExecutionStatus Status, Value[] Results, TrapKind? Trap, byte[] Memory, Value[] Globals, long Instructions);
 

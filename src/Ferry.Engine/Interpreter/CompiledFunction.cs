@@ -1,3 +1,5 @@
+using Ferry.Wasm;
+
 namespace Ferry.Engine.Interpreter;
 
 /// <summary>One translation of a function body: instructions, their byte offsets in the module, and branch tables.</summary>
@@ -67,4 +69,29 @@ internal sealed class CompiledFunction
     public required int[] StepPcOfInstruction { get; init; }
     /// <summary>For each call instruction's Wasm index, the pc in <see cref="Step"/> where its caller resumes.</summary>
     public required IReadOnlyDictionary<int, int> StepReturnPcOfCall { get; init; }
+
+    /// <summary>
+    /// The instance of no function: a caller frame restored with its function not yet translated names a placeholder of
+    /// this instance, so that returning to it leaves the run loop's same-instance path for the one that translates it.
+    /// </summary>
+    public static readonly Instance Untranslated = new(new Store(), Module.Load(new byte[] { 0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00 }));
+
+    private static readonly CodeBlock NoCode = new() { Instrs = [], Offsets = [], Instructions = [], BranchTable = [] };
+
+    /// <summary>Stands for <paramref name="function"/> in restored caller frames until the first of them is returned to; it has no code.</summary>
+    public static CompiledFunction Placeholder(WasmFunction function) => new()
+    {
+        Function = function,
+        Instance = Untranslated,
+        Fast = NoCode,
+        Step = NoCode,
+        ParamCount = 0,
+        ResultCount = 0,
+        LocalCount = 0,
+        FrameSize = 0,
+        Callees = [],
+        HostCallees = [],
+        StepPcOfInstruction = [],
+        StepReturnPcOfCall = new Dictionary<int, int>(),
+    };
 }

@@ -130,6 +130,17 @@ public sealed unsafe partial class Execution
                         }
                         else
                         {
+                            if (caller.Instance == CompiledFunction.Untranslated)
+                            {
+                                // Restored untranslated, and translated now that it is returned to.
+                                if (TranslateReturnedTo(caller) is not { } translated)
+                                {
+                                    trapKind = TrapKind.CallStackExhausted;
+                                    goto trap;
+                                }
+                                caller = translated;
+                                f = _stackBase + frame.Fp;
+                            }
                             ip = Enter(caller, frame.Step, frame.Pc);
                         }
                         // The callee may have grown the memory.

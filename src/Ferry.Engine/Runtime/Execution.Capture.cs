@@ -19,6 +19,12 @@ public sealed partial class Execution
         {
             var frame = _frames[i];
             var function = FunctionOf(frame);
+            if (function.Instance == CompiledFunction.Untranslated)
+            {
+                // Restored and not yet returned to: its pc is still the call's instruction index.
+                frames[i] = new FrameState(function.Function.Index, frame.Fp, frame.Pc, AfterCall: true);
+                continue;
+            }
             RequireSameInstance(function, entry);
             var code = frame.Step ? function.Step : function.Fast;
             frames[i] = new FrameState(function.Function.Index, frame.Fp, code.Instructions[frame.Pc - 1], AfterCall: true);
@@ -53,7 +59,12 @@ public sealed partial class Execution
             throw new InvalidOperationException("frames of more than one instance on the stack cannot be captured");
     }
 
-    /// <summary>Rebuilds an execution from a captured state in <paramref name="instance"/> (the same module, instantiated afresh).</summary>
+    /// <summary>
+    /// Rebuilds an execution from a captured state in <paramref name="instance"/> (the same module, instantiated afresh).
+    /// Only the top frame's function is translated here (a restore inside a migration's downtime translated every
+    /// function on the stack: 16-20 ms for a compiler's); each caller is checked to resume after a call, and its function
+    /// translated when the frame is returned to.
+    /// </summary>
     public static Execution Restore(Instance instance, ExecutionState state)
     {
         var module = instance.Module;
@@ -63,18 +74,28 @@ public sealed partial class Execution
                 : throw new InvalidExecutionStateException($"function {index} is not a function defined by the module");
         if (state.Frames.Length == 0) throw new InvalidExecutionStateException("no frames");
         var entry = Function(state.EntryFunction);
-        var execution = new Execution(instance.Store, entry, state);
+        var top = Function(state.Frames[^1].FunctionIndex).Compiled;
+        var execution = new Execution(instance.Store, entry, state, top.FrameSize);
         var previousFp = 0;
         for (var i = 0; i < state.Frames.Length; i++)
         {
             var frame = state.Frames[i];
-            var compiled = Function(frame.FunctionIndex).Compiled;
-            if (frame.Fp < previousFp || (long)frame.Fp + compiled.LocalCount > state.Stack.Length)
-                throw new InvalidExecutionStateException($"frame {i} has an impossible slot base {frame.Fp}");
-            previousFp = frame.Fp;
-            var pc = StepPc(compiled, frame, i);
+            var function = Function(frame.FunctionIndex);
             var isTop = i == state.Frames.Length - 1;
             if (frame.AfterCall == isTop) throw new InvalidExecutionStateException($"frame {i} must {(isTop ? "not " : "")}be stopped after a call");
+            var body = module.Codes[frame.FunctionIndex - module.ImportedFunctionCount];
+            if (frame.Fp < previousFp || (long)frame.Fp + function.Type.Parameters.Length + body.LocalCount > state.Stack.Length)
+                throw new InvalidExecutionStateException($"frame {i} has an impossible slot base {frame.Fp}");
+            previousFp = frame.Fp;
+            if (!function.IsTranslated)
+            {
+                if (!LiveCalls.IsLiveCall(body, frame.Instruction))
+                    throw new InvalidExecutionStateException($"frame {i}: instruction {frame.Instruction} of function {frame.FunctionIndex} is not a call");
+                execution.PushUntranslatedFrame(function, frame.Instruction, frame.Fp);
+                continue;
+            }
+            var compiled = function.Compiled;
+            var pc = StepPc(compiled, frame, i);
             if (isTop)
             {
                 execution._function = compiled;

@@ -84,14 +84,12 @@ public sealed partial class Execution
     }
 
     /// <summary>A restored execution: stopped where the state was captured, resumable with <see cref="Run"/>.</summary>
-    private Execution(Store store, WasmFunction entry, ExecutionState state)
+    private Execution(Store store, WasmFunction entry, ExecutionState state, int largestFrame)
     {
         _store = store;
         _entry = entry;
         _hostContext = new HostCallContext(this);
         _maxDepth = store.Options.MaxCallDepth - 1;
-        var largestFrame = 0;
-        foreach (var frame in state.Frames) largestFrame = Math.Max(largestFrame, entry.Instance.Function(frame.FunctionIndex) is WasmFunction f ? f.Compiled.FrameSize : 0);
         _stack = GC.AllocateArray<ulong>(Math.Max(InitialStackSlots, (state.Stack.Length + largestFrame) * 2), pinned: true);
         state.Stack.CopyTo(_stack, 0);
         InstructionsExecuted = state.InstructionsExecuted;
@@ -195,7 +193,7 @@ public sealed partial class Execution
     private void PushFrame(CompiledFunction function, int pc, int fp, bool step)
     {
         var address = function.Address;
-        if ((uint)address >= (uint)_compiledAt.Length || _compiledAt[address] is null) Remember(function);
+        if ((uint)address >= (uint)_compiledAt.Length || _compiledAt[address] != function) Remember(function);
         if (_depth == _frames.Length) Array.Resize(ref _frames, _frames.Length * 2);
         _frames[_depth++] = new Frame(address, pc, fp, step);
     }
@@ -203,7 +201,57 @@ public sealed partial class Execution
     private void Remember(CompiledFunction function)
     {
         if (function.Address >= _compiledAt.Length) Array.Resize(ref _compiledAt, Math.Max(function.Address + 1, _compiledAt.Length * 2));
+        // Frames of this function restored untranslated lie deeper than the one being saved, whose whole frame the stack
+        // already holds: theirs fit below it, so the stack needs no growth for them.
+        if (_compiledAt[function.Address] is { } earlier && earlier.Instance == CompiledFunction.Untranslated) Translated(function, _depth);
         _compiledAt[function.Address] = function;
+    }
+
+    /// <summary>A caller frame restored with its function untranslated, to resume after the call at Wasm instruction <paramref name="instruction"/>.</summary>
+    private void PushUntranslatedFrame(WasmFunction function, int instruction, int fp)
+    {
+        var address = function.Address;
+        if (address >= _compiledAt.Length) Array.Resize(ref _compiledAt, Math.Max(address + 1, _compiledAt.Length * 2));
+        _compiledAt[address] ??= CompiledFunction.Placeholder(function);
+        if (_depth == _frames.Length) Array.Resize(ref _frames, _frames.Length * 2);
+        // Its pc is the call's instruction index until the function is translated.
+        _frames[_depth++] = new Frame(address, instruction, fp, Step: true);
+    }
+
+    /// <summary>
+    /// <paramref name="compiled"/> is now the translation of frames restored untranslated among the first
+    /// <paramref name="frames"/>: each gets the pc after its call. Returns the stack slots the deepest-reaching of them needs.
+    /// </summary>
+    private long Translated(CompiledFunction compiled, int frames)
+    {
+        var address = compiled.Address;
+        long needed = 0;
+        for (var i = 0; i < frames; i++)
+        {
+            var frame = _frames[i];
+            if (frame.Address != address) continue;
+            // The restore checked that each of these instructions is a call the translation keeps.
+            _frames[i] = frame with { Pc = compiled.StepReturnPcOfCall[frame.Pc] };
+            needed = Math.Max(needed, (long)frame.Fp + compiled.FrameSize);
+        }
+        _compiledAt[address] = compiled;
+        return needed;
+    }
+
+    /// <summary>
+    /// Returning to a frame restored untranslated (the frame just popped, at <see cref="_depth"/>): translates its
+    /// function, and grows the stack for its frame. Returns the translation, or null if the stack cannot grow.
+    /// </summary>
+    private unsafe CompiledFunction? TranslateReturnedTo(CompiledFunction placeholder)
+    {
+        var compiled = placeholder.Function.Compiled;
+        var needed = Translated(compiled, _depth + 1);
+        if (needed > _stack.Length)
+        {
+            if (!GrowStack(needed)) return null;
+            _stackBase = (ulong*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_stack));
+        }
+        return compiled;
     }
 
     /// <summary>The function a saved frame runs.</summary>

@@ -58,4 +58,6 @@ public sealed class WasmFunction : FunctionInstance
     private CompiledFunction? _compiled;
 
     internal CompiledFunction Compiled => _compiled ??= Translator.Compile(this);
+
+    internal bool IsTranslated => _compiled is not null;
 }
