@@ -26,7 +26,11 @@ public sealed class RestoredProcess(Module module, Store store, Instance instanc
 }
 
 /// <summary>What a live-migration target holds before the process image arrives: the loaded module, its store, and the memory received so far.</summary>
-public sealed record ReceivedSegments(Module Module, Store Store, Ferry.Engine.Memory.LinearMemory? Memory);
+/// <summary>
+/// What a migration target built before the image came: the module, the store, the memory the frames went into, and
+/// the instance prepared around it (<see cref="Linker.PrepareForRestore"/>), if the module allowed one.
+/// </summary>
+public sealed record ReceivedSegments(Module Module, Store Store, Ferry.Engine.Memory.LinearMemory? Memory, Instance? Instance = null);
 
 /// <summary>Captures a whole WASI process (code, execution and resource segments) into a snapshot and restores it.</summary>
 public static class ProcessSnapshot
@@ -175,7 +179,16 @@ public static class ProcessSnapshot
             var store = received?.Store ?? new Store();
             var linker = new Linker();
             wasi.Define(linker);
-            var instance = received?.Memory is { } memory ? linker.InstantiateForRestore(store, module, memory) : linker.InstantiateForRestore(store, module);
+            Instance instance;
+            if (received?.Instance is { } prepared && prepared.Module == module)
+            {
+                linker.BindImports(prepared);
+                instance = prepared;
+            }
+            else
+            {
+                instance = received?.Memory is { } memory ? linker.InstantiateForRestore(store, module, memory) : linker.InstantiateForRestore(store, module);
+            }
             if (snapshot.Header.MemoryPages > 0 && instance.Memory is null) throw new SnapshotFormatException("the snapshot has memory but its module has none");
             reader.ReadMemory(instance.Memory, snapshot.Header.MemoryPages, keepContents: received?.Memory is not null);
             snapshot.Instance.RestoreInto(instance);

@@ -36,8 +36,11 @@ public sealed class HostFunction : FunctionInstance
         Name = name;
     }
 
-    internal HostFunctionCallback Callback { get; }
+    internal HostFunctionCallback Callback { get; private set; }
     public override string? Name { get; }
+
+    /// <summary>Serves the function with <paramref name="callback"/> from now on (a stand-in of <see cref="Linker.PrepareForRestore"/> getting its host).</summary>
+    internal void Bind(HostFunctionCallback callback) => Callback = callback;
 }
 
 /// <summary>A function defined by a module instance, translated to internal code on first call.</summary>

@@ -101,6 +101,17 @@ public static class MigrationTarget
                 // Reservation: the memory is backed now rather than frame by frame inside the downtime.
                 memory.CommitFrames();
             }
+            // Likewise the instance around it: the image then only fills it in.
+            ReceivedSegments segments;
+            try
+            {
+                segments = new ReceivedSegments(module, store, memory, Linker.PrepareForRestore(store, module, memory));
+            }
+            catch (Exception e) when (e is LinkException or TrapException)
+            {
+                await channel.SendAsync(MigrationFrame.Refuse, Encoding.UTF8.GetBytes($"the module does not instantiate here: {e.Message}"), cancel);
+                return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer.Id, stage);
+            }
             await channel.SendAsync(MigrationFrame.Admit, ReadOnlyMemory<byte>.Empty, cancel);
 
             stage = strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid ? MigrationStage.IterativePreCopy : MigrationStage.StopAndCopy;
@@ -112,7 +123,7 @@ public static class MigrationTarget
             {
                 // The final frames follow the complete image: the process is restored while they arrive, not after.
                 if (type == MigrationFrame.Frames && image.Length > 0 && restoring is null && strategy is MigrationStrategy.StopAndCopy or MigrationStrategy.PreCopy)
-                    restoring = RestoreAlongside(image, restore, module, store, memory);
+                    restoring = RestoreAlongside(image, restore, segments);
                 if (placement is not null) placement.Growing = restoring is null;
             }
             while (true)
@@ -151,7 +162,7 @@ public static class MigrationTarget
             }
             stage = MigrationStage.Commitment;
             stageEntered?.Invoke(stage);
-            restored = restoring is null ? Restore(image, restore, module, store, memory) : await restoring;
+            restored = restoring is null ? Restore(image, restore, segments) : await restoring;
             if (toCome is not null) PrepareAbsentFrames(restored, frameCount, toCome);
             await channel.SendAsync(MigrationFrame.Committed, ReadOnlyMemory<byte>.Empty, cancel);
         }
@@ -210,19 +221,20 @@ public static class MigrationTarget
     }
 
     /// <summary>Rebuilds the process from the complete image into the segments received so far (throwing on a bad image).</summary>
-    private static RestoredProcess Restore(MemoryStream image, Func<Stream, ReceivedSegments, RestoredProcess> restore, Module module, Store store, LinearMemory? memory)
+    private static RestoredProcess Restore(MemoryStream image, Func<Stream, ReceivedSegments, RestoredProcess> restore, ReceivedSegments segments)
     {
         image.Position = 0;
-        return restore(image, new ReceivedSegments(module, store, memory));
+        return restore(image, segments);
     }
 
     /// <summary>
     /// Starts restoring the complete image on another thread, so that the checks, the resource rebinding and the
-    /// translation of the code on the call stack overlap the final frames' transfer. The memory takes the image's size
+    /// translation of the running function overlap the final frames' transfer. The memory takes the image's size
     /// first, here, since no frame may land in it while it grows; the restore then finds it that size and leaves it.
     /// </summary>
-    private static Task<RestoredProcess> RestoreAlongside(MemoryStream image, Func<Stream, ReceivedSegments, RestoredProcess> restore, Module module, Store store, LinearMemory? memory)
+    private static Task<RestoredProcess> RestoreAlongside(MemoryStream image, Func<Stream, ReceivedSegments, RestoredProcess> restore, ReceivedSegments segments)
     {
+        var memory = segments.Memory;
         if (memory is not null)
         {
             image.Position = 0;
@@ -230,7 +242,7 @@ public static class MigrationTarget
             if (pages > memory.MaxPages) throw new SnapshotFormatException($"the image's {pages} pages exceed the module's maximum of {memory.MaxPages}");
             if (pages > memory.Pages && memory.Grow(pages - memory.Pages) < 0) throw new SnapshotFormatException($"memory cannot grow to the image's {pages} pages");
         }
-        return Task.Run(() => Restore(image, restore, module, store, memory));
+        return Task.Run(() => Restore(image, restore, segments));
     }
 
     /// <summary>Waits for a restore that a failed migration no longer needs; returns what it restored, for disposal, or null if it failed too.</summary>
