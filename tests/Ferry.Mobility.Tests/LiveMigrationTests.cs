@@ -433,6 +433,39 @@ public sealed class LiveMigrationTests
     }
 
     /// <summary>
+    /// Post-copy's push when the source's host stops (its token is cancelled) as the target resumes, over a stream that
+    /// reads and writes without looking at the token: the push gives up at once and the loss is reported on both sides.
+    /// It used to wait round its window forever at 100% of a core, since a cancelled wait returns at once (a node's test
+    /// host hung so).
+    /// </summary>
+    [Fact]
+    public async Task A_push_whose_source_host_stops_gives_up_at_once_and_the_loss_is_reported_on_both_sides()
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console, 0.25);
+        var decisions = new System.Collections.Concurrent.ConcurrentDictionary<Guid, bool>();
+        using var target = Listen(console, decisions);
+        using var stopping = new CancellationTokenSource();
+        var connection = new OpaqueStream(await Connect(target.Endpoint.Port), ignoresCancellation: true);
+        var migration = MigrationSource.MigrateAsync(connection, new RecordingProcess(source, decisions), Options(MigrationStrategy.PostCopy), new CancelAt(MigrationStage.PostCopyPush, stopping), stopping.Token);
+
+        var failure = await Assert.ThrowsAsync<MigrationAfterCommitException>(() => migration.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(MigrationStage.PostCopyPush, failure.Stage);
+        Assert.Equal(SlicedOutcome.MovedAway, await source.Completion);
+        var result = await target.Result.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(result.Reason is not null && result.Reason.Contains("post-copy lost its source"), $"{result.Outcome}: {result.Reason}");
+    }
+
+    /// <summary>Cancels when the migration reports <paramref name="stage"/>, on the reporting thread.</summary>
+    private sealed class CancelAt(MigrationStage stage, CancellationTokenSource cancel) : IProgress<MigrationProgress>
+    {
+        public void Report(MigrationProgress value)
+        {
+            if (value.Stage == stage) cancel.Cancel();
+        }
+    }
+
+    /// <summary>
     /// Post-copy's push over a link that corrupts every pushed message, resent ones too: after <see cref="PostCopyPager.MaxResends"/>
     /// Resends the target takes the link for broken; the process is reported lost on both sides, the source with the
     /// target's reason, rather than asking for frames forever.

@@ -1,7 +1,11 @@
 namespace Ferry.Mobility.Tests;
 
-/// <summary>A duplex stream that passes everything to another one and hides its type: a migration channel over it cannot tell a socket lies beneath.</summary>
-internal sealed class OpaqueStream(Stream inner) : Stream
+/// <summary>
+/// A duplex stream that passes everything to another one and hides its type: a migration channel over it cannot tell a
+/// socket lies beneath. With <paramref name="ignoresCancellation"/> it reads and writes as if no one could cancel, as a
+/// stream that completes from data at hand without looking at the token does.
+/// </summary>
+internal sealed class OpaqueStream(Stream inner, bool ignoresCancellation = false) : Stream
 {
     public override bool CanRead => true;
     public override bool CanWrite => true;
@@ -9,9 +13,9 @@ internal sealed class OpaqueStream(Stream inner) : Stream
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
     public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, ignoresCancellation ? CancellationToken.None : cancellationToken);
     public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, ignoresCancellation ? CancellationToken.None : cancellationToken);
     public override void Flush() => inner.Flush();
     public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();

@@ -516,13 +516,17 @@ public sealed class MigrationSource
                 }
                 // The acknowledgement, or a Resend for frames that failed their checksum on the way.
                 await Task.WhenAny(wake.WaitAsync(cancel), acknowledged.Task);
+                cancel.ThrowIfCancellationRequested();
                 continue;
             }
             // A window, not a queue: a requested frame waits behind at most PushWindow frames, not behind the socket buffers' megabytes.
             var inFlight = pushed - repeated + _batch.Count - Volatile.Read(ref received);
             if (_batch.Count == 0 && inFlight >= PushWindow)
             {
-                if (await Task.WhenAny(wake.WaitAsync(cancel), acknowledged.Task) == acknowledged.Task && acknowledged.Task.IsCompletedSuccessfully)
+                var woken = await Task.WhenAny(wake.WaitAsync(cancel), acknowledged.Task);
+                // A cancelled wait returns at once: going round again would spin, whether or not the listener still runs.
+                cancel.ThrowIfCancellationRequested();
+                if (woken == acknowledged.Task && acknowledged.Task.IsCompletedSuccessfully)
                     throw new MigrationProtocolException($"a PushAck with {left} frames still to push");
                 continue;
             }
