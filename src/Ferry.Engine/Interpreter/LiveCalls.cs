@@ -36,23 +36,7 @@ internal static class LiveCalls
             if (dead)
             {
                 if (index == instruction) return false;
-                switch (opcode)
-                {
-                    case Opcodes.Block or Opcodes.Loop or Opcodes.If:
-                        deadDepth++;
-                        CodeScanner.SkipImmediates(ref r, opcode);
-                        continue;
-                    case Opcodes.End when deadDepth > 0:
-                        deadDepth--;
-                        continue;
-                    case Opcodes.Else when deadDepth > 0:
-                        continue;
-                    case Opcodes.End or Opcodes.Else:
-                        break;
-                    default:
-                        CodeScanner.SkipImmediates(ref r, opcode);
-                        continue;
-                }
+                if (SkipsUnreachable(ref r, opcode, ref deadDepth)) continue;
             }
             if (index == instruction) return opcode is Opcodes.Call or Opcodes.CallIndirect;
             switch (opcode)
@@ -96,6 +80,31 @@ internal static class LiveCalls
             }
         }
         return false;
+    }
+
+    /// <summary>
+    /// In unreachable code, reads past <paramref name="opcode"/> and returns true, unless it is the end or else that ends
+    /// that code (at <paramref name="depth"/> 0, the blocks opened within it counted there): the translator's rule, shared.
+    /// </summary>
+    public static bool SkipsUnreachable(ref WasmReader r, byte opcode, ref int depth)
+    {
+        switch (opcode)
+        {
+            case Opcodes.Block or Opcodes.Loop or Opcodes.If:
+                depth++;
+                CodeScanner.SkipImmediates(ref r, opcode);
+                return true;
+            case Opcodes.End when depth > 0:
+                depth--;
+                return true;
+            case Opcodes.Else when depth > 0:
+                return true;
+            case Opcodes.End or Opcodes.Else:
+                return false;
+            default:
+                CodeScanner.SkipImmediates(ref r, opcode);
+                return true;
+        }
     }
 
     /// <summary>A reachable branch: a block's or if's end becomes reachable (a loop's label is its start, a function's a return).</summary>

@@ -198,26 +198,7 @@ internal sealed class Translator
             var opcode = reader.ReadByte();
             var index = _instructionIndex++;
             _currentInstruction = index;
-            if (dead)
-            {
-                switch (opcode)
-                {
-                    case Opcodes.Block or Opcodes.Loop or Opcodes.If:
-                        deadDepth++;
-                        CodeScanner.SkipImmediates(ref reader, opcode);
-                        continue;
-                    case Opcodes.End when deadDepth > 0:
-                        deadDepth--;
-                        continue;
-                    case Opcodes.Else when deadDepth > 0:
-                        continue;
-                    case Opcodes.End or Opcodes.Else:
-                        break;
-                    default:
-                        CodeScanner.SkipImmediates(ref reader, opcode);
-                        continue;
-                }
-            }
+            if (dead && LiveCalls.SkipsUnreachable(ref reader, opcode, ref deadDepth)) continue;
             if (opcode is not (Opcodes.Block or Opcodes.Loop or Opcodes.End or Opcodes.Else))
             {
                 BeginInstruction(index);
