@@ -397,11 +397,11 @@ public sealed class MigrationSource
         // Woken by a request, a Resend or progress: the push waits on it while its window is full, or for the acknowledgement.
         var wake = new SemaphoreSlim(0);
         long received = 0;
-        long requestsRead = 0;
         var acknowledged = new TaskCompletionSource<(long Faults, TimeSpan? Blocked)>(TaskCreationOptions.RunContinuationsAsynchronously);
-        uint resendsRead = 0;
         var listener = Task.Run(async () =>
         {
+            long requestsRead = 0;
+            uint resendsRead = 0;
             try
             {
                 while (true)
@@ -421,7 +421,7 @@ public sealed class MigrationSource
                     {
                         // The target sends it only once every frame is in, and nothing after it: the push is over, but the
                         // target's own figures are lost (faults are then the requests read here, blocked time unknown).
-                        acknowledged.TrySetResult((Volatile.Read(ref requestsRead), null));
+                        acknowledged.TrySetResult((requestsRead, null));
                         return;
                     }
                     catch (MigrationChecksumException e) when (e.Type == MigrationFrame.Resend)
@@ -456,7 +456,7 @@ public sealed class MigrationSource
                     else
                     {
                         if (payload.Length != 4) throw new MigrationProtocolException($"a FrameRequest of {payload.Length} bytes");
-                        Interlocked.Increment(ref requestsRead);
+                        requestsRead++;
                         requests.Writer.TryWrite(BinaryPrimitives.ReadUInt32LittleEndian(payload.Span));
                     }
                     wake.Release();
