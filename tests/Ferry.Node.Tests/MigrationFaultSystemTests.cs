@@ -325,7 +325,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
         frame[0] = type;
         BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(1), payload.Length);
         payload.CopyTo(frame, 5);
-        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(5 + payload.Length), Ferry.Mobility.Snapshots.Crc32C.Of(payload));
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(5 + payload.Length), Ferry.Mobility.Snapshots.Crc32C.Of(frame.AsSpan(0, 5 + payload.Length)));
         return frame;
     }
 

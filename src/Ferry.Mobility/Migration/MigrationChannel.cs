@@ -61,7 +61,7 @@ public sealed class MigrationChecksumException(MigrationFrame type) : MigrationP
 public sealed class PeerSilentException(string message) : IOException(message);
 
 /// <summary>
-/// Frames over any duplex stream: type (1 byte), payload length (4), payload, CRC-32C of the payload (4). Lengths
+/// Frames over any duplex stream: type (1 byte), payload length (4), payload, CRC-32C of type, length and payload (4). Lengths
 /// are checked before anything is allocated. One sender and one receiver may work at the same time. With
 /// <paramref name="patience"/>, a frame not fully received, or not fully taken in by the peer, that long after its receive
 /// or send began closes the connection and fails with <see cref="PeerSilentException"/>.
@@ -85,14 +85,28 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
 
     /// <summary>Sends one frame whose payload is the concatenation of <paramref name="pieces"/>, each written as it is.</summary>
     public Task SendAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, CancellationToken cancel = default) =>
-        SendAsync(type, pieces, Checksum(pieces), cancel);
+        SendAsync(type, pieces, Checksum(type, pieces), cancel);
 
-    /// <summary>The CRC-32C of the concatenation of <paramref name="pieces"/>, as a frame's trailer carries it.</summary>
-    internal static uint Checksum(IReadOnlyList<ReadOnlyMemory<byte>> pieces)
+    /// <summary>
+    /// The trailer of a <paramref name="type"/> frame whose payload is the concatenation of <paramref name="pieces"/>: the
+    /// CRC-32C of its header and payload, so that a damaged type or length fails the check as a damaged payload does.
+    /// </summary>
+    internal static uint Checksum(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces)
     {
+        var length = 0L;
+        foreach (var piece in pieces) length += piece.Length;
+        Span<byte> header = stackalloc byte[5];
+        WriteHeader(header, type, (int)length);
         var crc = new Crc32C();
+        crc.Append(header);
         foreach (var piece in pieces) crc.Append(piece.Span);
         return crc.Value;
+    }
+
+    private static void WriteHeader(Span<byte> header, MigrationFrame type, int length)
+    {
+        header[0] = (byte)type;
+        BinaryPrimitives.WriteInt32LittleEndian(header[1..], length);
     }
 
     /// <summary>
@@ -105,8 +119,7 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         foreach (var piece in pieces) length += piece.Length;
         if (length > MaxPayload) throw new ArgumentException($"a {type} frame of {length} bytes exceeds the limit of {MaxPayload}");
         var header = new byte[5];
-        header[0] = (byte)type;
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), (int)length);
+        WriteHeader(header, type, (int)length);
         var trailer = new byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(trailer, checksum);
         using var limit = Limit(cancel);
@@ -146,10 +159,9 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         using var limit = Limit(cancel);
         try
         {
-            buffer[0] = (byte)type;
-            BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(1), payload.Length);
+            WriteHeader(buffer, type, payload.Length);
             payload.Span.CopyTo(buffer.AsSpan(5));
-            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(5 + payload.Length), Crc32C.Of(payload.Span));
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(5 + payload.Length), Crc32C.Of(buffer.AsSpan(0, 5 + payload.Length)));
             await stream.WriteAsync(buffer.AsMemory(0, length), limit.Token);
             await stream.FlushAsync(limit.Token);
             Interlocked.Add(ref _sent, length);
@@ -313,7 +325,10 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         if (type == MigrationFrame.Frames && placement is not null && _socket is not null) return (type, await ReceivePlacedAsync(placement, _socket, length, cancel), true);
         var payload = _receive.AsMemory(0, length);
         await ReadExactly(_receive.AsMemory(0, length + 4), cancel);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(_receive.AsSpan(length)) != Crc32C.Of(payload.Span)) throw new MigrationChecksumException(type);
+        var crc = new Crc32C();
+        crc.Append(header);
+        crc.Append(payload.Span);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(_receive.AsSpan(length)) != crc.Value) throw new MigrationChecksumException(type);
         return (type, payload, false);
     }
 
@@ -333,6 +348,7 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         foreach (var destination in destinations) bytes += destination.Count;
         if (headLength + bytes != length) throw new MigrationProtocolException($"a Frames message of {length} bytes does not hold its frames ({bytes} bytes)");
         var crc = new Crc32C();
+        crc.Append(_header);
         crc.Append(head.Span);
         _scatter.Clear();
         _scatter.AddRange(destinations);

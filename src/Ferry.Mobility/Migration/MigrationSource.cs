@@ -335,7 +335,7 @@ public sealed class MigrationSource
                 else _zeroSkipped++;
             }
             var pieces = batch.Pieces;
-            return (batch, pieces, MigrationChannel.Checksum(pieces));
+            return (batch, pieces, MigrationChannel.Checksum(MigrationFrame.Frames, pieces));
         }
         var spare = _spareBatch;
         var filled = Fill(_batch, inPlace ? FirstStopMessageFrames : FrameBatch.MaxFrames);
@@ -541,7 +541,7 @@ public sealed class MigrationSource
             }
             pushed += _batch.Count;
             var pieces = _batch.Pieces;
-            await FlushAsync(pieces, MigrationChannel.Checksum(pieces), Stopwatch.StartNew(), 0, cancel);
+            await FlushAsync(pieces, MigrationChannel.Checksum(MigrationFrame.Frames, pieces), Stopwatch.StartNew(), 0, cancel);
             _batch.Clear();
             if ((pushed & 4095) < PushBatch) Report(left: left);
         }
