@@ -37,6 +37,12 @@ public sealed partial class FerryNode
     private readonly ConcurrentDictionary<Guid, byte> _admitted = new();
     private TcpListener? _migrationListener;
     private readonly CancellationTokenSource _stopping = new();
+    /// <summary>Migrations this node sources, by process id (one at a time per process), for a stop to wait on.</summary>
+    private readonly ConcurrentDictionary<string, OutgoingMigration> _outgoing = new();
+
+    /// <param name="Abandon">Ends the part after commitment (post-copy's push) when the node can wait for it no longer.</param>
+    /// <param name="Done">Completes when the migration has ended, whatever its outcome.</param>
+    private sealed record OutgoingMigration(string ProcessId, string To, CancellationTokenSource Abandon, Task Done);
 
     /// <summary>The TCP port migrations to this node connect to.</summary>
     public int MigrationPort => _migrationListener is { } listener ? ((IPEndPoint)listener.LocalEndpoint).Port : 0;
@@ -75,6 +81,26 @@ public sealed partial class FerryNode
     {
         _stopping.Cancel();
         _migrationListener?.Stop();
+    }
+
+    /// <summary>
+    /// Waits, as the node stops, for the migrations it sources: those not yet committed abort at once (their processes
+    /// stay here, to be saved); a committed post-copy push is the only copy of its process's memory, so it is given up to
+    /// <see cref="NodeOptions.MigrationDrainTimeout"/> to finish before it is abandoned and the process lost on its target.
+    /// </summary>
+    private async Task DrainOutgoingMigrationsAsync()
+    {
+        var outgoing = _outgoing.Values.ToList();
+        if (outgoing.Count == 0) return;
+        var all = Task.WhenAll(outgoing.Select(o => o.Done));
+        if (await Task.WhenAny(all, Task.Delay(TimeSpan.FromMilliseconds(200))) == all) return;
+        var left = outgoing.Where(o => !o.Done.IsCompleted).ToList();
+        Console.Error.WriteLine($"ferry node {Name}: waiting up to {_options.MigrationDrainTimeout.TotalSeconds:0.#} s for {left.Count} migration(s) to finish: {string.Join(", ", left.Select(o => $"{o.ProcessId} to {o.To}"))}");
+        if (await Task.WhenAny(all, Task.Delay(_options.MigrationDrainTimeout)) == all) return;
+        left = outgoing.Where(o => !o.Done.IsCompleted).ToList();
+        Console.Error.WriteLine($"ferry node {Name}: abandoning {left.Count} migration(s) still under way after {_options.MigrationDrainTimeout.TotalSeconds:0.#} s: {string.Join(", ", left.Select(o => $"{o.ProcessId} to {o.To}"))}; a post-copy process among them is lost on its target");
+        foreach (var migration in left) await migration.Abandon.CancelAsync();
+        await all;
     }
 
     private static string StrategyName(MigrationStrategy strategy) => strategy switch
@@ -261,13 +287,16 @@ public sealed partial class FerryNode
             _moved[p.Id] = new MovedProcess(request.To, p.Output);
         };
         process.Aborted = (_, migration) => _decisions[migration] = false;
+        using var abandon = new CancellationTokenSource();
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _outgoing[id] = new OutgoingMigration(id, request.To, abandon, ended.Task);
         using (connection)
         {
             try
             {
                 var stream = connection.GetStream();
                 await stream.WriteAsync(Hello(id, process.StopRequested), context.RequestAborted);
-                var report = await MigrationSource.MigrateAsync(stream, process, options, progress, _stopping.Token);
+                var report = await MigrationSource.MigrateAsync(stream, process, options, progress, _stopping.Token, abandon.Token);
                 lines.Writer.TryWrite(JsonSerializer.Serialize(new { report = Describe(report, Name, request.To) }, json));
             }
             catch (MigrationAbortedException e)
@@ -282,6 +311,11 @@ public sealed partial class FerryNode
             {
                 // The hello could not be written: nothing was offered, the process never stopped.
                 lines.Writer.TryWrite(JsonSerializer.Serialize(new { error = $"the connection to {request.To} failed: {e.Message}", stage = nameof(MigrationStage.PreMigration), committed = false }, json));
+            }
+            finally
+            {
+                _outgoing.TryRemove(id, out _);
+                ended.TrySetResult();
             }
         }
         if (process.State == ProcessState.Moved)

@@ -41,6 +41,8 @@ public sealed record NodeOptions
     public TimeSpan DownAfter { get; init; } = TimeSpan.FromSeconds(3);
     /// <summary>TCP port for migration connections, on the API's address; 0 picks a free one (published in GET /v1/node).</summary>
     public int MigrationPort { get; init; }
+    /// <summary>How long a stopping node waits for the post-copy pushes it sources (its processes' only memory) before it abandons them.</summary>
+    public TimeSpan MigrationDrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>
     /// Fault injection, for tests of invariant 1 against a real crash: the node kills itself (SIGKILL: no cleanup, no
     /// goodbye on any connection) when a migration it receives enters this stage. Set by FERRY_CRASH_AS_TARGET_AT.
@@ -553,6 +555,7 @@ public sealed partial class FerryNode : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         StopMigrationListener();
+        await DrainOutgoingMigrationsAsync();
         await _warmUp;
         await SaveRunningAsync();
         await Cluster.DisposeAsync();

@@ -108,6 +108,40 @@ public sealed class MigrationFaultSystemTests : IDisposable
         Assert.Contains("post-copy lost its source", Encoding.UTF8.GetString(stderr.ToArray()));
     }
 
+    /// <summary>
+    /// A source node asked to stop (SIGTERM) in post-copy's window waits for the push, the process's only memory, before it
+    /// exits: the process finishes on the target with the output of a native run. It used to be lost there.
+    /// </summary>
+    [Fact]
+    public async Task Stopping_the_source_node_in_post_copys_window_waits_for_the_push_and_the_process_finishes_on_the_target()
+    {
+        var (a, _, id) = await StartDirtierOnA();
+        await Task.Delay(300);
+        var pushing = new TaskCompletionSource();
+        // At 2 MB/s the push of 8 MiB takes four seconds: the stop is asked for inside the window of dependence on the source.
+        var migration = a.Migrate(id, new MigrateRequest("b", "post-copy", BandwidthMBps: 2), line =>
+        {
+            if (line.TryGetProperty("progress", out var progress) && progress.GetProperty("stage").GetString() == nameof(MigrationStage.PostCopyPush)) pushing.TrySetResult();
+        });
+        await pushing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var source = _cluster.Nodes[0].Process;
+        using (var signal = System.Diagnostics.Process.Start("kill", ["-TERM", source.Id.ToString()])) await signal.WaitForExitAsync();
+
+        var last = await migration.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(last.TryGetProperty("report", out var report), $"the migration did not complete: {last}");
+        Assert.True(report.GetProperty("postCopyFrames").GetInt64() > 0);
+        await source.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, source.ExitCode);
+
+        using var b = _cluster.Client(1);
+        var output = new MemoryStream();
+        var exit = await b.CopyOutput(id, output, Stream.Null, follow: true);
+        var native = Native();
+        Assert.Equal(native.ExitCode, exit);
+        Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
+        Assert.Equal("b", (await b.Process(id)).GetProperty("node").GetString());
+    }
+
     /// <summary>The process as node <paramref name="node"/> describes it, once its state satisfies <paramref name="wanted"/> (within 30 s).</summary>
     private static async Task<JsonElement> WaitForState(NodeClient node, string id, Func<string, bool> wanted)
     {

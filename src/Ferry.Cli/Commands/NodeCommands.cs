@@ -72,6 +72,12 @@ internal static class NodeCommands
         return new Command("node", "Run a Ferry node") { start };
     }
 
+    /// <summary>
+    /// How long a node may take to stop after SIGINT or SIGTERM: the wait for the post-copy pushes it sources
+    /// (<see cref="NodeOptions.MigrationDrainTimeout"/>), the saving of its processes (at most 10 s), and some to spare.
+    /// </summary>
+    internal static readonly TimeSpan StopLimit = new NodeOptions { Name = "", DataDirectory = "" }.MigrationDrainTimeout + TimeSpan.FromSeconds(30);
+
     internal sealed record ClientOptions(Option<string> Node, Option<string?> KeyFile);
 
     internal static ClientOptions Client()

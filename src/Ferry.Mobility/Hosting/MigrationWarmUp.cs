@@ -64,7 +64,7 @@ public static class MigrationWarmUp
             var target = Task.Run(() => MigrationTarget.ReceiveAsync(server.GetStream(), _ => Task.FromResult(Admission.Admit(module)),
                 (image, received) => ProcessSnapshot.Restore(image, Stream.Null, Stream.Null, Stream.Null, _ => Writer, suspendInsteadOfBlocking: true, received),
                 cancel: cancel), cancel);
-            await MigrationSource.MigrateAsync(client.GetStream(), source, new MigrationOptions { Strategy = strategy }, cancel: cancel);
+            await MigrationSource.MigrateAsync(client.GetStream(), source, new MigrationOptions { Strategy = strategy }, cancel: cancel, abandon: cancel);
             var result = await target;
             if (result.Pager is { } pager) await pager.Completion;
             result.Process?.Dispose();

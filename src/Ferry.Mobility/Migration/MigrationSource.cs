@@ -49,8 +49,15 @@ public sealed class MigrationSource
     /// when it did not commit, after the process has been released to run here again, and <see cref="MigrationAfterCommitException"/>
     /// when the connection failed after the commitment, after closing it.
     /// </summary>
-    public static Task<MigrationReport> MigrateAsync(Stream connection, IMigratableProcess process, MigrationOptions options, IProgress<MigrationProgress>? progress = null, CancellationToken cancel = default) =>
-        new MigrationSource(connection, process, options, progress).RunAsync(cancel);
+    /// <param name="cancel">Abandons the migration before commitment (the process stays here); after it, it does nothing.</param>
+    /// <param name="abandon">
+    /// Ends the migration's part after commitment (the go-ahead, post-copy's push) at once, closing the connection: a
+    /// post-copy process then loses the frames not yet pushed. A host that stops cancels <paramref name="cancel"/> at once
+    /// and this one only when it can wait no longer for the push to finish.
+    /// </param>
+    public static Task<MigrationReport> MigrateAsync(Stream connection, IMigratableProcess process, MigrationOptions options, IProgress<MigrationProgress>? progress = null,
+        CancellationToken cancel = default, CancellationToken abandon = default) =>
+        new MigrationSource(connection, process, options, progress).RunAsync(cancel, abandon);
 
     private LinearMemory? Memory => _process.Instance.Memory;
 
@@ -69,7 +76,7 @@ public sealed class MigrationSource
         foreach (var progress in held ?? []) _progress?.Report(progress);
     }
 
-    private async Task<MigrationReport> RunAsync(CancellationToken cancel)
+    private async Task<MigrationReport> RunAsync(CancellationToken cancel, CancellationToken abandon)
     {
         _total.Start();
         var id = Guid.NewGuid();
@@ -179,7 +186,7 @@ public sealed class MigrationSource
         };
         try
         {
-            await _channel.SendAsync(MigrationFrame.Activate, ReadOnlyMemory<byte>.Empty, cancel);
+            await _channel.SendAsync(MigrationFrame.Activate, ReadOnlyMemory<byte>.Empty, abandon);
             downtime = Stopwatch.GetElapsedTime(stoppedAt);
             ReleaseHeldReports();
             if (postCopyFrames is not null)
@@ -190,13 +197,13 @@ public sealed class MigrationSource
                 // Pushing at once took the CPU the target needed to receive the go-ahead: on 2 cores that doubled the downtime.
                 try
                 {
-                    await _channel.ExpectAsync(cancel, MigrationFrame.Resumed);
+                    await _channel.ExpectAsync(abandon, MigrationFrame.Resumed);
                 }
                 catch (MigrationChecksumException e) when (e.Type == MigrationFrame.Resumed)
                 {
                     // Resumed has no payload: only its trailer failed, and its type still says the target runs the process.
                 }
-                report = await PushAsync(postCopyFrames, report, cancel);
+                report = await PushAsync(postCopyFrames, report, abandon);
                 report = report with { SourceDependence = window.Elapsed };
             }
         }
