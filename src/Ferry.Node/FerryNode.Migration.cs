@@ -69,7 +69,9 @@ public sealed partial class FerryNode
         try
         {
             await MigrationWarmUp.RunAsync(_stopping.Token);
-            Precompiler.Run([typeof(Ferry.Wasm.Module).Assembly, typeof(Ferry.Engine.Store).Assembly, typeof(Ferry.Wasi.WasiProcess).Assembly, typeof(MigrationSource).Assembly, typeof(FerryNode).Assembly], _stopping.Token);
+            // The commitment records its decision in _decisions inside the downtime; the first insertion compiled for 3.4 ms there.
+            Precompiler.Run([typeof(Ferry.Wasm.Module).Assembly, typeof(Ferry.Engine.Store).Assembly, typeof(Ferry.Wasi.WasiProcess).Assembly, typeof(MigrationSource).Assembly, typeof(FerryNode).Assembly],
+                [typeof(ConcurrentDictionary<Guid, bool>), typeof(ConcurrentDictionary<Guid, byte>)], _stopping.Token);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or MigrationAbortedException or MigrationAfterCommitException)
         {

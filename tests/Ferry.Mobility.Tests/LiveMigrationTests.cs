@@ -172,20 +172,35 @@ public sealed class LiveMigrationTests
         Assert.Equal(Enum.GetValues<MigrationStrategy>().Length, await MigrationWarmUp.RunAsync().WaitAsync(TimeSpan.FromSeconds(60)));
 
     /// <summary>
-    /// What a node compiles after its warm-up: every method of the engine's, WASI's and this assembly's types, none of
-    /// which the JIT refuses (a refusal would end the node's background compilation early, unseen).
+    /// What a node compiles after its warm-up: every non-virtual method of the engine's, WASI's and this assembly's types,
+    /// none of which the JIT refuses (a refusal would end the node's background compilation early, unseen).
     /// </summary>
     [Fact]
-    public void The_precompiler_compiles_every_method_of_the_engine_wasi_and_mobility_assemblies()
+    public void The_precompiler_compiles_every_non_virtual_method_of_the_engine_wasi_and_mobility_assemblies()
     {
         System.Reflection.Assembly[] assemblies = [typeof(Ferry.Wasm.Module).Assembly, typeof(Ferry.Engine.Store).Assembly, typeof(Ferry.Wasi.WasiProcess).Assembly, typeof(MigrationSource).Assembly];
         const System.Reflection.BindingFlags declaredOnly = System.Reflection.BindingFlags.DeclaredOnly | System.Reflection.BindingFlags.Instance
             | System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic;
         var declared = assemblies.SelectMany(a => a.GetTypes()).Where(t => !t.ContainsGenericParameters)
             .Sum(t => t.GetMethods(declaredOnly).Cast<System.Reflection.MethodBase>().Concat(t.GetConstructors(declaredOnly))
-                .Count(m => !m.IsAbstract && !m.ContainsGenericParameters && m.GetMethodBody() is not null));
+                .Count(m => !m.IsAbstract && !m.IsVirtual && !m.ContainsGenericParameters && m.GetMethodBody() is not null));
         Assert.True(declared > 1000, $"{declared} methods");
-        Assert.Equal(declared, Precompiler.Run(assemblies, CancellationToken.None));
+        Assert.Equal(declared, Precompiler.Run(assemblies, [], CancellationToken.None));
+    }
+
+    /// <summary>A closed generic type's methods compile ahead with the instantiation's arguments, which the runtime checks (a wrong count throws).</summary>
+    [Fact]
+    public void The_precompiler_compiles_the_methods_of_closed_generic_types_and_refuses_open_ones()
+    {
+        Type[] types = [typeof(System.Collections.Concurrent.ConcurrentDictionary<Guid, bool>), typeof(Dictionary<long, Guid>)];
+        const System.Reflection.BindingFlags declaredOnly = System.Reflection.BindingFlags.DeclaredOnly | System.Reflection.BindingFlags.Instance
+            | System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic;
+        var declared = types.Sum(t => t.GetMethods(declaredOnly).Cast<System.Reflection.MethodBase>().Concat(t.GetConstructors(declaredOnly))
+            .Count(m => !m.IsAbstract && !m.IsVirtual && !m.ContainsGenericParameters && m.GetMethodBody() is not null));
+        Assert.True(declared > 50, $"{declared} methods");
+        Assert.Equal(declared, Precompiler.Run([], types, CancellationToken.None));
+        Assert.Throws<ArgumentException>(() => Precompiler.Run([], [typeof(Dictionary<,>)], CancellationToken.None));
+        Assert.Throws<ArgumentException>(() => Precompiler.Run([], [typeof(string)], CancellationToken.None));
     }
 
     [Fact]
@@ -476,7 +491,8 @@ public sealed class LiveMigrationTests
             .WaitAsync(TimeSpan.FromSeconds(60));
 
         Assert.True(stopping.IsCancellationRequested, "the migration never reached its push");
-        Assert.True(report.PostCopyFrames > 0, $"{report.PostCopyFrames} frames pushed");
+        // Hybrid pushes only what its rounds left dirty, which may be nothing.
+        if (strategy == MigrationStrategy.PostCopy) Assert.True(report.PostCopyFrames > 0, $"{report.PostCopyFrames} frames pushed");
         Assert.Equal(SlicedOutcome.MovedAway, await source.Completion);
         var result = await target.Result.WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(TargetOutcome.Activated, result.Outcome);
