@@ -91,6 +91,34 @@ public sealed class ResumabilityTests
         AssertSame(expected, Finish(execution, instance));
     }
 
+    /// <summary>
+    /// A snapshot carries a table's elements only once something wrote it since instantiation (a new instance of the
+    /// module holds the others): moved after every single instruction, tables.wat (grow, set, fill, copy, then init
+    /// halfway) ends as it does unmoved, and its table filled by an active segment alone travels as instantiated throughout.
+    /// </summary>
+    [Fact]
+    public void A_table_nothing_wrote_travels_as_instantiated_and_one_written_travels_in_full_even_moved_at_every_instruction()
+    {
+        var expected = Uninterrupted("tables");
+        var (store, instance) = Instantiate("tables");
+        Assert.All(InstanceState.Capture(instance).Tables, Assert.Null);
+        var execution = store.Start(instance.GetFunction("main"));
+        InstanceState? last = null;
+        while (execution.Run(1) == ExecutionStatus.OutOfFuel)
+        {
+            var state = execution.Capture();
+            last = InstanceState.Capture(instance);
+            (store, instance) = Instantiate("tables");
+            last.RestoreInto(instance);
+            execution = Execution.Restore(instance, state);
+        }
+        AssertSame(expected, Finish(execution, instance));
+        Assert.Equal(expected.Instructions, execution.InstructionsExecuted);
+        Assert.NotNull(last!.Tables[0]);
+        Assert.NotNull(last.Tables[1]);
+        Assert.Null(last.Tables[2]);
+    }
+
     [Fact]
     public void A_pause_requested_from_another_thread_stops_at_a_safepoint_and_the_run_resumes()
     {

@@ -122,9 +122,11 @@ public sealed class CorruptSnapshotTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>The snapshot with its Resources payload replaced by <paramref name="change"/>'s result (length and checksum made right) and its version set.</summary>
-    private static byte[] WithResources(byte[] snapshot, Func<byte[], byte[]> change, ushort version)
+    private static byte[] WithResources(byte[] snapshot, Func<byte[], byte[]> change, ushort version) => WithSection(snapshot, SectionType.Resources, change, version);
+
+    private static byte[] WithSection(byte[] snapshot, SectionType type, Func<byte[], byte[]> change, ushort version)
     {
-        var at = SectionOffsets(snapshot).Single(o => snapshot[o] == (byte)SectionType.Resources);
+        var at = SectionOffsets(snapshot).Single(o => snapshot[o] == (byte)type);
         var length = (int)BinaryPrimitives.ReadInt64LittleEndian(snapshot.AsSpan(at + 4));
         var payload = change(snapshot.AsSpan(at + SnapshotLayout.SectionHeaderSize, length).ToArray());
         var header = snapshot.AsSpan(at, SnapshotLayout.SectionHeaderSize).ToArray();
@@ -136,15 +138,55 @@ public sealed class CorruptSnapshotTests(ITestOutputHelper output) : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// The snapshot's Instance section with each table version 3 wrote as instantiated (count 0xFFFFFFFF, no elements)
+    /// written in full, as versions 1 and 2 wrote every table: the elements a new instance of the module holds.
+    /// </summary>
+    private static byte[] WithTablesInFull(byte[] snapshot, byte[] module, ushort version)
+    {
+        using var wasi = new WasiProcess(new WasiConfiguration { Arguments = ["files"] });
+        var linker = new Linker();
+        wasi.Define(linker);
+        var loaded = Module.Load(module);
+        var instance = linker.Instantiate(new Store(), loaded);
+        // Writing an element back marks its table written, so that the capture carries it in full.
+        for (var t = 0u; t < loaded.TableCount; t++)
+        {
+            if (instance.Table(t).Size > 0) instance.Table(t)[0] = instance.Table(t)[0];
+        }
+        var tables = InstanceState.Capture(instance).Tables;
+        return WithSection(snapshot, SectionType.Instance, payload =>
+        {
+            var at = 4 + 8 * (int)BinaryPrimitives.ReadUInt32LittleEndian(payload);
+            var result = new List<byte>(payload[..(at + 4)]);
+            at += 4;
+            for (var t = 0; t < tables.Length; t++)
+            {
+                var count = BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(at));
+                at += 4;
+                var elements = count == SnapshotLayout.TableAsInstantiated ? tables[t] ?? [] : payload.AsSpan(at, 8 * (int)count).ToArray().Chunk(8).Select(e => BinaryPrimitives.ReadUInt64LittleEndian(e)).ToArray();
+                if (count != SnapshotLayout.TableAsInstantiated) at += 8 * (int)count;
+                var bytes = new byte[4 + 8 * elements.Length];
+                BinaryPrimitives.WriteUInt32LittleEndian(bytes, (uint)elements.Length);
+                for (var i = 0; i < elements.Length; i++) BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(4 + 8 * i), elements[i]);
+                result.AddRange(bytes);
+            }
+            result.AddRange(payload[at..]);
+            return [.. result];
+        }, version);
+    }
+
     [Fact]
     public void A_version_1_snapshot_written_before_files_could_be_copied_is_still_restored_and_runs_as_the_current_one()
     {
         var (good, module) = Capture();
-        var version1 = WithResources(good, payload =>
+        Assert.Contains(SnapshotLayout.TableAsInstantiated, TableCounts(good));
+        var version1 = WithResources(WithTablesInFull(good, module, version: 1), payload =>
         {
             var flags = CopyFlags(payload);
             return [.. payload.Where((_, i) => !flags.Contains(i))];
         }, version: 1);
+        Assert.DoesNotContain(SnapshotLayout.TableAsInstantiated, TableCounts(version1));
         string Finish(byte[] snapshot)
         {
             var console = new MemoryStream();
@@ -162,8 +204,25 @@ public sealed class CorruptSnapshotTests(ITestOutputHelper output) : IDisposable
         captured.Position = 0;
         System.IO.Compression.ZipFile.ExtractToDirectory(captured, _directory.FullName);
         Assert.Equal(current, Finish(version1));
-        var unknown = Assert.Throws<SnapshotFormatException>(() => ProcessSnapshot.Restore(new MemoryStream(WithResources(good, p => p, version: 3)), Stream.Null, Stream.Null, Stream.Null, _ => module));
-        Assert.Contains("this Ferry reads versions 1 to 2", unknown.Message);
+        var unknown = Assert.Throws<SnapshotFormatException>(() => ProcessSnapshot.Restore(new MemoryStream(WithResources(good, p => p, version: SnapshotLayout.Version + 1)), Stream.Null, Stream.Null, Stream.Null, _ => module));
+        Assert.Contains($"this Ferry reads versions 1 to {SnapshotLayout.Version}", unknown.Message);
+    }
+
+    /// <summary>The element count (or as-instantiated mark) of each table in a snapshot's Instance section.</summary>
+    private static List<uint> TableCounts(byte[] snapshot)
+    {
+        var offset = SectionOffsets(snapshot).Single(o => snapshot[o] == (byte)SectionType.Instance) + SnapshotLayout.SectionHeaderSize;
+        var payload = snapshot.AsSpan(offset);
+        var at = 4 + 8 * (int)BinaryPrimitives.ReadUInt32LittleEndian(payload);
+        var counts = new List<uint>();
+        for (var n = BinaryPrimitives.ReadUInt32LittleEndian(payload[at..]); n > 0; n--)
+        {
+            at += 4;
+            var count = BinaryPrimitives.ReadUInt32LittleEndian(payload[at..]);
+            counts.Add(count);
+            if (count != SnapshotLayout.TableAsInstantiated) at += 8 * (int)count;
+        }
+        return counts;
     }
 
     [Theory]

@@ -220,7 +220,8 @@ public sealed unsafe partial class Execution
                 }
                 case Op.TableSet:
                 {
-                    var table = _instance!.Tables[ins.A].Elements;
+                    var instance = _instance!.Tables[ins.A];
+                    var table = instance.Elements;
                     var index = (uint)f[ins.B];
                     if (index >= (uint)table.Length)
                     {
@@ -228,6 +229,7 @@ public sealed unsafe partial class Execution
                         goto trap;
                     }
                     table[index] = f[ins.C];
+                    instance.Written = true;
                     continue;
                 }
 
@@ -417,6 +419,7 @@ public sealed unsafe partial class Execution
                         goto trap;
                     }
                     Array.Copy(segment, (long)source, table.Elements, (long)destination, (long)length);
+                    table.Written = true;
                     continue;
                 }
                 case Op.ElemDrop:
@@ -434,6 +437,7 @@ public sealed unsafe partial class Execution
                         goto trap;
                     }
                     Array.Copy(origin.Elements, (long)source, target.Elements, (long)destination, (long)length);
+                    target.Written = true;
                     continue;
                 }
                 case Op.TableGrow:
@@ -456,6 +460,7 @@ public sealed unsafe partial class Execution
                         goto trap;
                     }
                     Array.Fill(table.Elements, operands[1], (int)start, (int)length);
+                    table.Written = true;
                     continue;
                 }
 

@@ -51,6 +51,41 @@ public sealed class Instance
     public GlobalInstance Global(uint index) => Globals[index];
     public TableInstance Table(uint index) => Tables[index];
 
+    /// <summary>
+    /// The module index of the function at store <paramref name="address"/> (the lowest, for a function imported twice),
+    /// or -1 if it is none of this instance's. Snapshots write function references so; clang's 133,427 functions made a
+    /// dictionary built per capture cost 4-16 ms of the migration's downtime.
+    /// </summary>
+    internal int FunctionIndexOf(int address)
+    {
+        var index = Volatile.Read(ref _functionIndex) ?? BuildFunctionIndex();
+        var at = address - index.LowestAddress;
+        return (uint)at < (uint)index.ByAddress.Length ? index.ByAddress[at] : -1;
+    }
+
+    // Built at the first use, once instantiation has filled Functions (which then never change).
+    private FunctionIndex? _functionIndex;
+
+    private sealed record FunctionIndex(int LowestAddress, int[] ByAddress);
+
+    private FunctionIndex BuildFunctionIndex()
+    {
+        var lowest = int.MaxValue;
+        var highest = -1;
+        foreach (var function in Functions)
+        {
+            lowest = Math.Min(lowest, function.Address);
+            highest = Math.Max(highest, function.Address);
+        }
+        // Store addresses are dense (one list per store), so the span is at most the store's function count.
+        var byAddress = new int[highest < lowest ? 0 : highest - lowest + 1];
+        Array.Fill(byAddress, -1);
+        for (var i = Functions.Length - 1; i >= 0; i--) byAddress[Functions[i].Address - lowest] = i;
+        var index = new FunctionIndex(lowest, byAddress);
+        Volatile.Write(ref _functionIndex, index);
+        return index;
+    }
+
     private Extern Get(string name, ExternKind kind)
     {
         if (!_exports.TryGetValue(name, out var value)) throw new KeyNotFoundException($"the module exports nothing named '{name}'");

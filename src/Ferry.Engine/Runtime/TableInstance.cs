@@ -8,6 +8,12 @@ public sealed class TableInstance
     internal ulong[] Elements;
     private readonly uint _max;
 
+    /// <summary>
+    /// Whether anything but instantiation wrote the table (table.set, .grow, .fill, .copy into it, .init, the host, a
+    /// restore): a snapshot carries only such tables' elements, since instantiating the module again gives the others.
+    /// </summary>
+    internal bool Written;
+
     internal TableInstance(TableType type, ulong initial, uint maxElementsAllowed)
     {
         Type = type;
@@ -27,6 +33,7 @@ public sealed class TableInstance
             if (index >= Elements.Length) throw new TrapException(TrapKind.OutOfBoundsTableAccess);
             if (value.Type != Type.ElementType) throw new ArgumentException($"expected {Type.ElementType.Name()}");
             Elements[index] = value.Bits;
+            Written = true;
         }
     }
 
@@ -37,6 +44,7 @@ public sealed class TableInstance
         var size = (ulong)old + delta;
         if (size > _max || size > (ulong)Array.MaxLength) return -1;
         if (delta == 0) return (int)old;
+        Written = true;
         var grown = new ulong[size];
         Elements.CopyTo(grown, 0);
         if (initial != 0) Array.Fill(grown, initial, (int)old, (int)delta);

@@ -34,6 +34,8 @@ internal ref struct PayloadReader
     public byte U8() => Take(1)[0];
     public ushort U16() => BinaryPrimitives.ReadUInt16LittleEndian(Take(2));
     public uint U32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
+    /// <summary>The next u32, left to be read.</summary>
+    public readonly uint PeekU32() => _payload.Length - _position >= 4 ? BinaryPrimitives.ReadUInt32LittleEndian(_payload[_position..]) : throw Error("ends early");
     public int I32() => (int)U32();
     public ulong U64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8));
     public long I64() => (long)U64();

@@ -17,8 +17,13 @@ public enum SectionType : byte
 public static class SnapshotLayout
 {
     public static ReadOnlySpan<byte> Magic => "FERRYSNP"u8;
-    /// <summary>Version 2 added the by-value copy of a file whose name was gone (a descriptor's last field); version 1 is still read.</summary>
-    public const ushort Version = 2;
+    /// <summary>
+    /// Version 2 added the by-value copy of a file whose name was gone (a descriptor's last field); version 3 the table
+    /// written as <see cref="TableAsInstantiated"/>. Versions 1 and 2 are still read.
+    /// </summary>
+    public const ushort Version = 3;
+    /// <summary>In place of a table's element count: nothing wrote the table since instantiation, so no element follows.</summary>
+    public const uint TableAsInstantiated = uint.MaxValue;
     public const ushort OldestReadableVersion = 1;
     /// <summary>The most file contents one snapshot carries by value; a process holding more cannot be captured.</summary>
     public const long MaxCopiedFileBytes = 1L << 30;

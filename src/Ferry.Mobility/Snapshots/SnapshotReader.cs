@@ -109,7 +109,7 @@ public sealed class SnapshotReader(Stream stream)
         }
         var resources = ParseResources(Section(SectionType.Resources, ref lookahead), Version);
         var output = ParseOutput(Section(SectionType.Output, ref lookahead));
-        var instance = ParseInstance(Section(SectionType.Instance, ref lookahead));
+        var instance = ParseInstance(Section(SectionType.Instance, ref lookahead), Version);
         var execution = ParseExecution(Section(SectionType.Execution, ref lookahead));
         return new Snapshot(header, code, resources, output, instance, execution);
     }
@@ -239,16 +239,22 @@ public sealed class SnapshotReader(Stream stream)
         return output;
     }
 
-    private static InstanceState ParseInstance(byte[] payload)
+    private static InstanceState ParseInstance(byte[] payload, ushort version)
     {
         var r = new PayloadReader(payload, SectionType.Instance);
         var globals = new ulong[r.Count(8)];
         for (var i = 0; i < globals.Length; i++) globals[i] = r.U64();
-        var tables = new ulong[r.Count(4)][];
+        var tables = new ulong[]?[r.Count(4)];
         for (var t = 0; t < tables.Length; t++)
         {
-            tables[t] = new ulong[r.Count(8)];
-            for (var i = 0; i < tables[t].Length; i++) tables[t][i] = r.U64();
+            if (version >= 3 && r.PeekU32() == SnapshotLayout.TableAsInstantiated)
+            {
+                r.U32();
+                continue;
+            }
+            var elements = new ulong[r.Count(8)];
+            for (var i = 0; i < elements.Length; i++) elements[i] = r.U64();
+            tables[t] = elements;
         }
         var droppedElements = new bool[r.Count(1)];
         for (var i = 0; i < droppedElements.Length; i++) droppedElements[i] = r.Bool();

@@ -125,6 +125,11 @@ public static class SnapshotWriter
         w.U32((uint)state.Tables.Length);
         foreach (var table in state.Tables)
         {
+            if (table is null)
+            {
+                w.U32(SnapshotLayout.TableAsInstantiated);
+                continue;
+            }
             w.U32((uint)table.Length);
             foreach (var element in table) w.U64(element);
         }

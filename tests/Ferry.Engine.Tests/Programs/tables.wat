@@ -2,7 +2,11 @@
   (type $t (func (result i32)))
   (table $a 2 10 funcref)
   (table $b 0 funcref)
+  ;; Filled by its active segment and never written after: a snapshot carries it as instantiated.
+  (table $c 1 funcref)
   (elem declare func $one $two)
+  (elem $p func $one $two)
+  (elem (table $c) (i32.const 0) func $two)
   (func $one (result i32) (i32.const 1))
   (func $two (result i32) (i32.const 2))
   (func (export "main") (result i32)
@@ -15,5 +19,10 @@
       (local.set $sum (i32.add (local.get $sum)
         (call_indirect $b (type $t) (i32.rem_u (local.get $i) (table.size $b)))))
       (local.set $sum (i32.add (local.get $sum) (ref.is_null (table.get $a (i32.rem_u (local.get $i) (i32.const 2))))))
+      (local.set $sum (i32.add (local.get $sum) (call_indirect $a (type $t) (i32.rem_u (local.get $i) (i32.const 2)))))
+      (local.set $sum (i32.add (local.get $sum) (call_indirect $c (type $t) (i32.const 0))))
+      ;; Halfway, a write the moved instance must carry: $a[0] becomes $one.
+      (if (i32.eq (local.get $i) (i32.const 150))
+        (then (table.init $a $p (i32.const 0) (i32.const 0) (i32.const 2))))
       (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 300))))
     (local.get $sum)))
