@@ -39,6 +39,8 @@ public static class ProcessSnapshot
     /// <remarks>With <paramref name="memoryFrames"/> false only the page count of memory is written (live migration moves frames itself).</remarks>
     public static SnapshotHeader Capture(Stream stream, Module module, Instance instance, Execution execution, WasiProcess wasi, bool embedCode = true, bool memoryFrames = true)
     {
+        // Frames still at a post-copy source read as zeros here: a snapshot now would hold them so, silently.
+        if (instance.Memory is { PresenceTracking: true }) throw new CaptureRefusedException("its memory is still arriving from a post-copy migration; it can be captured once every frame is in");
         var state = execution.Capture();
         var header = new SnapshotHeader(module.Hash, embedCode, state.InstructionsExecuted, instance.Memory?.Pages ?? 0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         var snapshot = new Snapshot(header, module.Bytes, Resources(wasi), Output(wasi), InstanceState.Capture(instance), state);

@@ -105,6 +105,19 @@ public sealed partial class FerryNode
         await all;
     }
 
+    /// <summary>
+    /// Waits, as the node stops, for the post-copy pushes still bringing its processes' memory (up to
+    /// <see cref="NodeOptions.MigrationDrainTimeout"/>): saved before its last frame came, a process would hold zeros there.
+    /// </summary>
+    private async Task DrainIncomingPushesAsync()
+    {
+        var arriving = _processes.Values.Where(p => p.Pager is { Completion.IsCompleted: false }).ToList();
+        if (arriving.Count == 0) return;
+        Console.Error.WriteLine($"ferry node {Name}: waiting up to {_options.MigrationDrainTimeout.TotalSeconds:0.#} s for the memory of {arriving.Count} process(es) still arriving by post-copy: {string.Join(", ", arriving.Select(p => p.Id))}");
+        var all = Task.WhenAll(arriving.Select(p => p.Pager!.Completion));
+        await Task.WhenAny(all, Task.Delay(_options.MigrationDrainTimeout));
+    }
+
     private static string StrategyName(MigrationStrategy strategy) => strategy switch
     {
         MigrationStrategy.StopAndCopy => "stop-copy",
@@ -228,6 +241,9 @@ public sealed partial class FerryNode
     /// </summary>
     private const double MinimumBandwidthMBps = 0.1;
 
+    /// <summary>How long a migration waits for its process's memory to finish arriving from the move before.</summary>
+    private static readonly TimeSpan ArrivalWait = TimeSpan.FromSeconds(30);
+
     /// <summary>Why the request's migration settings make no sense, or null: refused up front rather than read as something else.</summary>
     private static string? SettingsProblem(MigrateRequest request) => request switch
     {
@@ -247,6 +263,24 @@ public sealed partial class FerryNode
         if (Cluster.Find(request.To) is not { } member) { await Fail(404, $"no node named {request.To} in the cluster"); return; }
         if (member.State == MemberState.Down) { await Fail(503, $"node {request.To} is down"); return; }
         if (SettingsProblem(request) is { } problem) { await Fail(400, problem); return; }
+        if (process.Pager is { Completion.IsCompleted: false } pager)
+        {
+            // Moved here by post-copy and still receiving its memory: it moves on once every frame is in.
+            try
+            {
+                await pager.Completion.WaitAsync(ArrivalWait, context.RequestAborted);
+            }
+            catch (TimeoutException)
+            {
+                await Fail(409, $"process {id} is still receiving its memory from its previous move after {ArrivalWait.TotalSeconds:0} s: try again once it has arrived");
+                return;
+            }
+            catch (PostCopySourceLostException e)
+            {
+                await Fail(409, $"process {id} lost its memory with its previous source: {e.Message}");
+                return;
+            }
+        }
         var options = new MigrationOptions
         {
             Strategy = strategy,

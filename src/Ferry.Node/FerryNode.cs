@@ -233,9 +233,10 @@ public sealed partial class FerryNode : IAsyncDisposable
                 }
                 File.Move(file + ".partial", file, overwrite: true);
             }
-            catch (Ferry.Mobility.CaptureRefusedException)
+            catch (Ferry.Mobility.CaptureRefusedException e)
             {
                 File.Delete(file + ".partial");
+                Console.Error.WriteLine($"ferry node {Name}: process {process.Id} cannot be saved and ends here: {e.Message}");
             }
             process.Wasi.Dispose();
             process.Output.Close();
@@ -556,6 +557,7 @@ public sealed partial class FerryNode : IAsyncDisposable
     {
         StopMigrationListener();
         await DrainOutgoingMigrationsAsync();
+        await DrainIncomingPushesAsync();
         await _warmUp;
         await SaveRunningAsync();
         await Cluster.DisposeAsync();

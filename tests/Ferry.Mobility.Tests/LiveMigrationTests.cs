@@ -500,6 +500,44 @@ public sealed class LiveMigrationTests
         Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
     }
 
+    /// <summary>
+    /// A process whose memory is still arriving by post-copy (presence tracking on) is neither captured nor moved on: the
+    /// frames still at its last source would go as zeros. It keeps running where it is, and moves once every frame is in.
+    /// </summary>
+    [Fact]
+    public async Task A_process_still_receiving_its_memory_is_neither_captured_nor_moved_on_until_every_frame_is_in()
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console, 0.25);
+        var memory = source.Instance.Memory!;
+        // As a post-copy target stands just before its pager turns tracking off: every frame present, tracking still on.
+        await source.AtSafepointAsync(() =>
+        {
+            memory.Present.SetAll(memory.FrameCount);
+            memory.PresenceTracking = true;
+            var refused = Assert.Throws<CaptureRefusedException>(() => ProcessSnapshot.Capture(Stream.Null, source.Module, source.Instance, source.Execution, source.Wasi));
+            Assert.Contains("still arriving", refused.Message);
+            return 0;
+        }, CancellationToken.None);
+
+        var decisions = new Dictionary<Guid, bool>();
+        using (var target = Listen(console, decisions))
+        {
+            var aborted = await Assert.ThrowsAsync<MigrationAbortedException>(async () => await MigrationSource.MigrateAsync(await Connect(target.Endpoint.Port), source, Options(MigrationStrategy.PreCopy)));
+            Assert.Contains("still arriving from its previous move", aborted.Message);
+            Assert.Equal(TargetOutcome.NotReceived, (await target.Result.WaitAsync(TimeSpan.FromSeconds(30))).Outcome);
+        }
+
+        await source.AtSafepointAsync(() => memory.PresenceTracking = false, CancellationToken.None);
+        using var next = Listen(console, decisions);
+        await MigrationSource.MigrateAsync(await Connect(next.Endpoint.Port), source, Options(MigrationStrategy.PreCopy));
+        Assert.Equal(SlicedOutcome.MovedAway, await source.Completion);
+        var result = await next.Result;
+        Assert.Equal(TargetOutcome.Activated, result.Outcome);
+        Assert.Equal(SlicedOutcome.Finished, await Finish(result));
+        Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+    }
+
     /// <summary>Cancels when the migration reports <paramref name="stage"/>, on the reporting thread.</summary>
     private sealed class CancelAt(MigrationStage stage, CancellationTokenSource cancel) : IProgress<MigrationProgress>
     {

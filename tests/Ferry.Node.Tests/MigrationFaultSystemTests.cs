@@ -142,6 +142,33 @@ public sealed class MigrationFaultSystemTests : IDisposable
         Assert.Equal("b", (await b.Process(id)).GetProperty("node").GetString());
     }
 
+    /// <summary>
+    /// A process moved by post-copy and moved on while its memory is still arriving waits for the last frame before it
+    /// goes: sent on at once, the frames still at its first source would have gone as zeros. It finishes back on a with the
+    /// output of a native run.
+    /// </summary>
+    [Fact]
+    public async Task Moving_a_process_on_while_its_post_copy_push_is_under_way_waits_for_the_push_and_loses_nothing()
+    {
+        var (a, _, id) = await StartDirtierOnA();
+        await Task.Delay(300);
+        var pushing = new TaskCompletionSource();
+        // At 2 MB/s the push of 8 MiB takes four seconds: the second move is asked for inside it.
+        var first = a.Migrate(id, new MigrateRequest("b", "post-copy", BandwidthMBps: 2), line =>
+        {
+            if (line.TryGetProperty("progress", out var progress) && progress.GetProperty("stage").GetString() == nameof(MigrationStage.PostCopyPush)) pushing.TrySetResult();
+        });
+        await pushing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        using var b = _cluster.Client(1);
+        await WaitForState(b, id, s => s is not ("InDoubt" or ""));
+        var second = await b.Migrate(id, new MigrateRequest("a", "pre-copy")).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(second.TryGetProperty("report", out _), $"the second move did not complete: {second}");
+        var firstLast = await first.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(firstLast.TryGetProperty("report", out var report), $"the first move did not complete: {firstLast}");
+        Assert.True(report.GetProperty("postCopyFrames").GetInt64() > 0);
+        await AssertFinishesOnA(a, id);
+    }
+
     /// <summary>The process as node <paramref name="node"/> describes it, once its state satisfies <paramref name="wanted"/> (within 30 s).</summary>
     private static async Task<JsonElement> WaitForState(NodeClient node, string id, Func<string, bool> wanted)
     {

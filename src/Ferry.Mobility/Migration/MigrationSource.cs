@@ -87,6 +87,8 @@ public sealed class MigrationSource
         ulong[]? postCopyFrames = null;
         try
         {
+            // Moved on before its last move's push ended, it would send the frames still at that source as zeros.
+            if (Memory is { PresenceTracking: true }) throw new MigrationRefusedException("its memory is still arriving from its previous move (post-copy); it can move again once every frame is in");
             _stage = MigrationStage.Reservation;
             Report();
             await _channel.SendAsync(MigrationFrame.Offer, Offer(id), cancel);
