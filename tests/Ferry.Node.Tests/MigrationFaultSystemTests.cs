@@ -49,14 +49,34 @@ public sealed class MigrationFaultSystemTests : IDisposable
         Ferry.Tests.Shared.Guests.Run(new System.Diagnostics.ProcessStartInfo(Ferry.Tests.Shared.Guests.Native("dirtier"), Arguments));
 
     /// <summary>The process runs to its end on node a, with the output and exit code of a native run: nothing lost, nothing twice.</summary>
-    private static async Task AssertFinishesOnA(NodeClient a, string id)
+    private static Task AssertFinishesOnA(NodeClient a, string id) => AssertFinishesOn(a, id, "a");
+
+    /// <summary>The process runs to its end on <paramref name="node"/> (asked through <paramref name="client"/>), with the output and exit code of a native run.</summary>
+    private static async Task AssertFinishesOn(NodeClient client, string id, string node)
     {
         var output = new MemoryStream();
-        var exit = await a.CopyOutput(id, output, Stream.Null, follow: true);
+        var exit = await client.CopyOutput(id, output, Stream.Null, follow: true);
         var native = Native();
         Assert.Equal(native.ExitCode, exit);
         Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
-        Assert.Equal("a", (await a.Process(id)).GetProperty("node").GetString());
+        Assert.Equal(node, (await client.Process(id)).GetProperty("node").GetString());
+    }
+
+    /// <summary>
+    /// A dirtier on a moving to b by post-copy at 2 MB/s, once its push has begun (the push of 8 MiB takes four seconds):
+    /// a's client, the process id, and the migration's last line to come.
+    /// </summary>
+    private async Task<(NodeClient A, string Id, Task<JsonElement> Migration)> PushingFromAToB()
+    {
+        var (a, _, id) = await StartDirtierOnA();
+        await Task.Delay(300);
+        var pushing = new TaskCompletionSource();
+        var migration = a.Migrate(id, new MigrateRequest("b", "post-copy", BandwidthMBps: 2), line =>
+        {
+            if (line.TryGetProperty("progress", out var progress) && progress.GetProperty("stage").GetString() == nameof(MigrationStage.PostCopyPush)) pushing.TrySetResult();
+        });
+        await pushing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        return (a, id, migration);
     }
 
     [Fact]
@@ -86,15 +106,8 @@ public sealed class MigrationFaultSystemTests : IDisposable
     [Fact]
     public async Task Killing_the_source_node_in_post_copys_window_is_reported_on_the_target_as_a_lost_process()
     {
-        var (a, _, id) = await StartDirtierOnA();
-        await Task.Delay(300);
-        var pushing = new TaskCompletionSource();
-        // At 2 MB/s the push of 8 MiB takes four seconds: the kill lands inside the window of dependence on the source.
-        var migration = a.Migrate(id, new MigrateRequest("b", "post-copy", BandwidthMBps: 2), line =>
-        {
-            if (line.TryGetProperty("progress", out var progress) && progress.GetProperty("stage").GetString() == nameof(MigrationStage.PostCopyPush)) pushing.TrySetResult();
-        });
-        await pushing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // The kill lands inside the window of dependence on the source.
+        var (_, id, migration) = await PushingFromAToB();
         using var b = _cluster.Client(1);
         var state = await WaitForState(b, id, s => s is not ("InDoubt" or ""));
         Assert.NotEqual("Lost", state.GetProperty("state").GetString());
@@ -115,15 +128,8 @@ public sealed class MigrationFaultSystemTests : IDisposable
     [Fact]
     public async Task Stopping_the_source_node_in_post_copys_window_waits_for_the_push_and_the_process_finishes_on_the_target()
     {
-        var (a, _, id) = await StartDirtierOnA();
-        await Task.Delay(300);
-        var pushing = new TaskCompletionSource();
-        // At 2 MB/s the push of 8 MiB takes four seconds: the stop is asked for inside the window of dependence on the source.
-        var migration = a.Migrate(id, new MigrateRequest("b", "post-copy", BandwidthMBps: 2), line =>
-        {
-            if (line.TryGetProperty("progress", out var progress) && progress.GetProperty("stage").GetString() == nameof(MigrationStage.PostCopyPush)) pushing.TrySetResult();
-        });
-        await pushing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // The stop is asked for inside the window of dependence on the source.
+        var (_, id, migration) = await PushingFromAToB();
         var source = _cluster.Nodes[0].Process;
         using (var signal = System.Diagnostics.Process.Start("kill", ["-TERM", source.Id.ToString()])) await signal.WaitForExitAsync();
 
@@ -134,12 +140,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
         Assert.Equal(0, source.ExitCode);
 
         using var b = _cluster.Client(1);
-        var output = new MemoryStream();
-        var exit = await b.CopyOutput(id, output, Stream.Null, follow: true);
-        var native = Native();
-        Assert.Equal(native.ExitCode, exit);
-        Assert.Equal(native.Text, Encoding.UTF8.GetString(output.ToArray()));
-        Assert.Equal("b", (await b.Process(id)).GetProperty("node").GetString());
+        await AssertFinishesOn(b, id, "b");
     }
 
     /// <summary>
@@ -150,15 +151,8 @@ public sealed class MigrationFaultSystemTests : IDisposable
     [Fact]
     public async Task Moving_a_process_on_while_its_post_copy_push_is_under_way_waits_for_the_push_and_loses_nothing()
     {
-        var (a, _, id) = await StartDirtierOnA();
-        await Task.Delay(300);
-        var pushing = new TaskCompletionSource();
-        // At 2 MB/s the push of 8 MiB takes four seconds: the second move is asked for inside it.
-        var first = a.Migrate(id, new MigrateRequest("b", "post-copy", BandwidthMBps: 2), line =>
-        {
-            if (line.TryGetProperty("progress", out var progress) && progress.GetProperty("stage").GetString() == nameof(MigrationStage.PostCopyPush)) pushing.TrySetResult();
-        });
-        await pushing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // The second move is asked for inside the push.
+        var (a, id, first) = await PushingFromAToB();
         using var b = _cluster.Client(1);
         await WaitForState(b, id, s => s is not ("InDoubt" or ""));
         var second = await b.Migrate(id, new MigrateRequest("a", "pre-copy")).WaitAsync(TimeSpan.FromSeconds(60));
