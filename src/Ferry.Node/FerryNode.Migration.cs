@@ -236,16 +236,17 @@ public sealed partial class FerryNode
     }
 
     /// <summary>
-    /// The slowest memory transfer a migration may be limited to: a 1 MiB Frames message then leaves the target about 10 s
-    /// without a frame, a third of its patience (<see cref="MigrationOptions.PeerSilence"/>) before it takes the source for dead.
+    /// The slowest memory transfer a migration may be limited to: a 1 MiB Frames message then leaves the target without a
+    /// frame for a third of its patience (<see cref="NodeOptions.PeerSilence"/>, 10 s of the default 30) before it takes
+    /// the source for dead. Computed from this node's patience: the target's is taken to be the same.
     /// </summary>
-    private const double MinimumBandwidthMBps = 0.1;
+    private double MinimumBandwidthMBps => 3.0 / _options.PeerSilence.TotalSeconds;
 
     /// <summary>How long a migration waits for its process's memory to finish arriving from the move before.</summary>
     private static readonly TimeSpan ArrivalWait = TimeSpan.FromSeconds(30);
 
     /// <summary>Why the request's migration settings make no sense, or null: refused up front rather than read as something else.</summary>
-    private static string? SettingsProblem(MigrateRequest request) => request switch
+    private string? SettingsProblem(MigrateRequest request) => request switch
     {
         { MaxDowntimeMs: { } ms } when !(ms > 0 && ms <= 3_600_000) => $"max downtime must be above 0 ms and at most an hour, not {ms} ms",
         { MaxRounds: < 1 } => $"max rounds must be at least 1, not {request.MaxRounds}",
@@ -288,6 +289,7 @@ public sealed partial class FerryNode
             MaxRounds = request.MaxRounds ?? 30,
             BandwidthBytesPerSecond = (long)((request.BandwidthMBps ?? 0) * 1_000_000),
             AutoConverge = request.AutoConverge,
+            PeerSilence = _options.PeerSilence,
         };
 
         TcpClient connection;
@@ -529,6 +531,7 @@ public sealed partial class FerryNode
             offer => Admit(offer, id, source),
             (image, received) => ProcessSnapshot.Restore(image, Stream.Null, output.Writer(1), output.Writer(2), hash => Code.Get(hash)?.Bytes.ToArray(), suspendInsteadOfBlocking: true, received, RefusedResources),
             migration => AskSource(source, migration),
+            options: new MigrationOptions { PeerSilence = _options.PeerSilence },
             stageEntered: CrashIfInjected,
             cancel: _stopping.Token);
         if (result.Process is not { } restored) return;

@@ -41,6 +41,11 @@ public sealed record NodeOptions
     public TimeSpan DownAfter { get; init; } = TimeSpan.FromSeconds(3);
     /// <summary>TCP port for migration connections, on the API's address; 0 picks a free one (published in GET /v1/node).</summary>
     public int MigrationPort { get; init; }
+    /// <summary>
+    /// How long a migration's peer may send nothing (mid-frame, or while a frame is awaited) before this node takes it for
+    /// dead and gives up, on either side of a migration; the slowest --bandwidth allowed is scaled to it.
+    /// </summary>
+    public TimeSpan PeerSilence { get; init; } = new Ferry.Mobility.Migration.MigrationOptions().PeerSilence;
     /// <summary>How long a stopping node waits for the post-copy pushes it sources (its processes' only memory) before it abandons them.</summary>
     public TimeSpan MigrationDrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>

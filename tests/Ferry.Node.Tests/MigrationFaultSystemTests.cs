@@ -290,6 +290,44 @@ public sealed class MigrationFaultSystemTests : IDisposable
         return await http.GetFromJsonAsync<JsonElement>("/v1/processes?scope=local");
     }
 
+    /// <summary>
+    /// A peer that falls silent in the middle of a frame is taken for dead after the node's --peer-silence (here 2 s, not
+    /// the default 30): the node closes the connection. A value out of range keeps the node from starting, with the reason.
+    /// </summary>
+    [Fact]
+    public async Task A_peer_silent_mid_frame_is_dropped_after_the_nodes_peer_silence_and_a_bad_value_is_refused()
+    {
+        _cluster.Start("a", null, arguments: ["--peer-silence", "2"]);
+        using var peer = await Connect(0);
+        var stream = peer.GetStream();
+        await stream.WriteAsync(Frame((byte)MigrationFrame.Offer, new byte[60]).AsMemory(0, 20));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var buffer = new byte[256];
+        try
+        {
+            while (await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(25)) > 0)
+            {
+            }
+        }
+        catch (IOException)
+        {
+            // Closed by a reset rather than an orderly end: closed all the same.
+        }
+        Assert.InRange(clock.Elapsed.TotalSeconds, 1, 20);
+
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", "z", "--listen", "127.0.0.1:0", "--peer-silence", "0" },
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        using var refused = System.Diagnostics.Process.Start(start)!;
+        var error = await refused.StandardError.ReadToEndAsync();
+        await refused.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("--peer-silence 0: expected 1 to 3600 seconds", error);
+    }
+
     public static TheoryData<string, string> BadPeers => new()
     {
         { "unknown frame type", "unknown frame type 99" },

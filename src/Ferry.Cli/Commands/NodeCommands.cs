@@ -19,7 +19,12 @@ internal static class NodeCommands
         var maxModule = new Option<int>("--max-module-mib") { Description = "The largest module this node accepts, in MiB", DefaultValueFactory = _ => 256 };
         var join = new Option<string?>("--join") { Description = "HOST:PORT of any member of the cluster to join" };
         var keyFile = new Option<string?>("--key-file") { Description = "The cluster key, needed with --join (default: $FERRY_KEY)" };
-        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, join, data, keyFile, allow, workers, maxModule };
+        var peerSilence = new Option<double>("--peer-silence")
+        {
+            Description = "Seconds a migration's peer may send nothing before it is taken for dead and the migration given up",
+            DefaultValueFactory = _ => new NodeOptions { Name = "", DataDirectory = "" }.PeerSilence.TotalSeconds,
+        };
+        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, join, data, keyFile, allow, workers, maxModule, peerSilence };
         start.SetAction(async (result, cancel) =>
         {
             if (!IPEndPoint.TryParse(result.GetValue(listen)!, out var endpoint)) return ProcessRunner.Fail(ExitCodes.Usage, $"--listen {result.GetValue(listen)}: expected HOST:PORT");
@@ -28,6 +33,7 @@ internal static class NodeCommands
             var key = NodeClient.ResolveKey(result.GetValue(keyFile));
             if (seed is not null && string.IsNullOrEmpty(key)) return ProcessRunner.Fail(ExitCodes.Usage, "--join needs the cluster key: --key-file FIRST-NODE-DATA/cluster.key or FERRY_KEY");
             if (result.GetValue(maxModule) < 1) return ProcessRunner.Fail(ExitCodes.Usage, $"--max-module-mib {result.GetValue(maxModule)}: expected 1 or more");
+            if (result.GetValue(peerSilence) is not (>= 1 and <= 3600)) return ProcessRunner.Fail(ExitCodes.Usage, $"--peer-silence {result.GetValue(peerSilence)}: expected 1 to 3600 seconds");
             var crashAt = Environment.GetEnvironmentVariable("FERRY_CRASH_AS_TARGET_AT");
             Ferry.Mobility.Migration.MigrationStage? crashStage = null;
             if (!string.IsNullOrEmpty(crashAt))
@@ -47,6 +53,7 @@ internal static class NodeCommands
                 AllowedDirectories = result.GetValue(allow) ?? [],
                 Workers = result.GetValue(workers) ?? Environment.ProcessorCount,
                 MaxModuleBytes = (long)result.GetValue(maxModule) << 20,
+                PeerSilence = TimeSpan.FromSeconds(result.GetValue(peerSilence)),
             };
             FerryNode node;
             try
