@@ -561,8 +561,9 @@ public sealed partial class FerryNode : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         StopMigrationListener();
-        await DrainOutgoingMigrationsAsync();
-        await DrainIncomingPushesAsync();
+        // Side by side, not one after the other: each may take the whole MigrationDrainTimeout, and the command line
+        // gives the stop that, the saving and a margin (NodeCommands.StopLimit) before the process exits.
+        await Task.WhenAll(DrainOutgoingMigrationsAsync(), DrainIncomingPushesAsync());
         await _warmUp;
         await SaveRunningAsync();
         await Cluster.DisposeAsync();

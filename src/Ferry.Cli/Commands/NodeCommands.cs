@@ -22,7 +22,7 @@ internal static class NodeCommands
         var peerSilence = new Option<double>("--peer-silence")
         {
             Description = "Seconds a migration's peer may send nothing before it is taken for dead and the migration given up",
-            DefaultValueFactory = _ => new NodeOptions { Name = "", DataDirectory = "" }.PeerSilence.TotalSeconds,
+            DefaultValueFactory = _ => Defaults.PeerSilence.TotalSeconds,
         };
         var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, join, data, keyFile, allow, workers, maxModule, peerSilence };
         start.SetAction(async (result, cancel) =>
@@ -79,11 +79,14 @@ internal static class NodeCommands
         return new Command("node", "Run a Ferry node") { start };
     }
 
+    /// <summary>A node's settings when the command line leaves them be (name and data directory are always given).</summary>
+    private static readonly NodeOptions Defaults = new() { Name = "", DataDirectory = "" };
+
     /// <summary>
     /// How long a node may take to stop after SIGINT or SIGTERM: the wait for the post-copy pushes it sources
     /// (<see cref="NodeOptions.MigrationDrainTimeout"/>), the saving of its processes (at most 10 s), and some to spare.
     /// </summary>
-    internal static readonly TimeSpan StopLimit = new NodeOptions { Name = "", DataDirectory = "" }.MigrationDrainTimeout + TimeSpan.FromSeconds(30);
+    internal static readonly TimeSpan StopLimit = Defaults.MigrationDrainTimeout + TimeSpan.FromSeconds(30);
 
     internal sealed record ClientOptions(Option<string> Node, Option<string?> KeyFile);
 
