@@ -72,6 +72,43 @@ public sealed class UntranslatedCallerTests
     }
 
     [Fact]
+    public void The_functions_on_the_stack_are_named_innermost_first_once_each_and_none_once_the_run_ends()
+    {
+        var (execution, instance) = DeepIn(top: Odd);
+        var main = instance.GetFunction("main") is WasmFunction entry ? entry.Index : throw new InvalidOperationException("main is not a Wasm function");
+        Assert.Equal([Odd, Even, Walk, main], execution.FunctionsOnStack(64));
+        Assert.Equal([Odd, Even], execution.FunctionsOnStack(2));
+        // Restored, its callers are untranslated placeholders until returned to: named all the same.
+        var (restored, _) = RestoredElsewhere(execution, instance);
+        Assert.Equal([Odd, Even, Walk, main], restored.FunctionsOnStack(64));
+
+        Assert.Equal(ExecutionStatus.Finished, restored.Run());
+        Assert.Empty(restored.FunctionsOnStack(64));
+    }
+
+    [Fact]
+    public void Callers_translated_ahead_of_the_restore_resume_after_their_calls_with_the_uninterrupted_result()
+    {
+        var (execution, instance) = DeepIn(top: Even);
+        var state = execution.Capture();
+        var globals = InstanceState.Capture(instance);
+        var (_, moved) = Instantiate("mutual");
+        globals.RestoreInto(moved);
+        // As a migration's target does while the memory moves, from another thread.
+        var ahead = new Thread(() =>
+        {
+            foreach (var index in execution.FunctionsOnStack(64)) Function(moved, (int)index).Translate();
+        });
+        ahead.Start();
+        ahead.Join();
+        var restored = Execution.Restore(moved, state);
+        Assert.Equal(state.Frames, restored.Capture().Frames);
+
+        Assert.Equal(ExecutionStatus.Finished, restored.Run());
+        Assert.Equal(Uninterrupted(), (restored.Results[0].AsI32(), restored.InstructionsExecuted));
+    }
+
+    [Fact]
     public void Calls_made_afresh_before_the_restored_callers_return_leave_their_frames_resuming_where_they_stopped()
     {
         // The top function is even; its callers odd and walk are untranslated. Even calls odd afresh, and odd, saving its

@@ -266,15 +266,103 @@ public sealed class LiveMigrationTests
         await relay.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
     }
 
-    /// <summary>A scripted source's offer: a new id, the module, its memory pages, stop-and-copy, and no resources to grant.</summary>
-    private static byte[] StopAndCopyOffer(Module module, uint pages)
+    /// <summary>
+    /// A scripted source's offer: a new id, the module, its memory pages, <paramref name="strategy"/> (stop-and-copy), no
+    /// resources to grant, and then <paramref name="onStack"/> as its functions on the call stack (or nothing, as a source that names none).
+    /// </summary>
+    private static byte[] StopAndCopyOffer(Module module, uint pages, byte[]? onStack = null, MigrationStrategy strategy = MigrationStrategy.StopAndCopy)
     {
-        var offer = new byte[53 + 2 + 2];
+        var offer = new byte[53 + 2 + 2 + (onStack?.Length ?? 0)];
         Guid.NewGuid().TryWriteBytes(offer);
         Convert.FromHexString(module.Hash).CopyTo(offer, 16);
         BitConverter.TryWriteBytes(offer.AsSpan(48), pages);
-        offer[52] = (byte)MigrationStrategy.StopAndCopy;
+        offer[52] = (byte)strategy;
+        onStack?.CopyTo(offer, 57);
         return offer;
+    }
+
+    /// <summary>An offer's functions on the call stack: the count it gives, then these indices.</summary>
+    private static byte[] OnStack(int count, params uint[] indices)
+    {
+        var bytes = new byte[2 + 4 * indices.Length];
+        BitConverter.TryWriteBytes(bytes.AsSpan(0), (ushort)count);
+        for (var i = 0; i < indices.Length; i++) BitConverter.TryWriteBytes(bytes.AsSpan(2 + 4 * i), indices[i]);
+        return bytes;
+    }
+
+    [Fact]
+    public async Task A_pre_copy_target_translates_the_functions_on_the_offered_call_stack_while_the_memory_moves()
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console, speed: 0.3);
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        MigrationOffer? offered = null;
+        var untranslatedAtRestore = new List<uint>();
+        var target = Task.Run(async () =>
+        {
+            using var client = await listener.AcceptTcpClientAsync();
+            return await MigrationTarget.ReceiveAsync(client.GetStream(),
+                offer =>
+                {
+                    offered = offer;
+                    return Task.FromResult(Admission.Admit(Module.Load(ModuleBytes)));
+                },
+                (image, received) =>
+                {
+                    // Before the restore translates anything: only the translation ahead can have translated these. It has
+                    // the rounds to do so, and is waited for here only because the two cores are shared with other tests.
+                    var functions = offered!.FunctionsOnStack;
+                    for (var waited = 0; waited < 200 && functions.Any(f => !((WasmFunction)received.Instance!.Function(f)).IsTranslated); waited++) Thread.Sleep(50);
+                    untranslatedAtRestore.AddRange(functions.Where(f => !((WasmFunction)received.Instance!.Function(f)).IsTranslated));
+                    return ProcessSnapshot.Restore(image, Stream.Null, console, Stream.Null, _ => ModuleBytes, received: received);
+                });
+        });
+        TargetResult result;
+        try
+        {
+            await MigrationSource.MigrateAsync(await Connect(((IPEndPoint)listener.LocalEndpoint).Port), source, Options(MigrationStrategy.PreCopy));
+            result = await target;
+        }
+        finally
+        {
+            listener.Stop();
+        }
+        Assert.Equal(TargetOutcome.Activated, result.Outcome);
+
+        // The dirtier's stack, from _start down through main to the function it was in.
+        Assert.InRange(offered!.FunctionsOnStack.Count, 3, MigrationTarget.MaxFunctionsOnStack);
+        Assert.Equal(offered.FunctionsOnStack.Count, offered.FunctionsOnStack.Distinct().Count());
+        Assert.Empty(untranslatedAtRestore);
+        Assert.Equal(SlicedOutcome.Finished, await Finish(result));
+        Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+    }
+
+    public static TheoryData<string> BadFunctionsOnStack => ["an imported function", "past the last function", "more than the limit", "cut short", "a byte too many"];
+
+    [Theory]
+    [MemberData(nameof(BadFunctionsOnStack))]
+    public async Task An_offer_whose_functions_on_the_call_stack_are_not_the_modules_is_refused_with_the_reason(string flaw)
+    {
+        var (module, instance, _, _) = Instantiate(Stream.Null);
+        var defined = (uint)module.ImportedFunctionCount;
+        var (onStack, reason) = flaw switch
+        {
+            "an imported function" => (OnStack(1, 0), "names function 0 on the process's call stack, which the module does not define"),
+            "past the last function" => (OnStack(2, defined, (uint)module.FunctionCount), $"names function {module.FunctionCount} on the process's call stack"),
+            "more than the limit" => (OnStack(65, [.. Enumerable.Repeat(defined, 65)]), "naming 65 functions on the call stack, more than 64"),
+            "cut short" => (OnStack(2, defined), "whose 2 functions on the call stack take 4 bytes, not 8"),
+            _ => ([.. OnStack(1, defined), 0], "whose 1 functions on the call stack take 5 bytes, not 4"),
+        };
+        using var target = Listen(Stream.Null, new Dictionary<Guid, bool>());
+        var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
+        await channel.SendAsync(MigrationFrame.Offer, StopAndCopyOffer(module, instance.Memory!.Pages, onStack, MigrationStrategy.PreCopy));
+        var (answer, detail) = await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(MigrationFrame.Abort, answer);
+        Assert.Contains(reason, Encoding.UTF8.GetString(detail.Span));
+        var result = await target.Result;
+        Assert.Equal(TargetOutcome.NotReceived, result.Outcome);
+        Assert.Contains(reason, result.Reason);
     }
 
     public static TheoryData<string, bool> StopSequences => new()

@@ -41,6 +41,23 @@ public sealed partial class Execution
         };
     }
 
+    /// <summary>
+    /// The module indices of the functions on the call stack, innermost first, each once, at most <paramref name="limit"/>;
+    /// none once the execution has ended. Call it only while the execution does not run (at a safepoint).
+    /// </summary>
+    public uint[] FunctionsOnStack(int limit)
+    {
+        if (Status is ExecutionStatus.Finished or ExecutionStatus.Trapped || _entry is not WasmFunction entry || _function is null) return [];
+        var found = new List<uint>();
+        void Add(WasmFunction function)
+        {
+            if (function.Instance == entry.Instance && found.Count < limit && !found.Contains(function.Index)) found.Add(function.Index);
+        }
+        Add(_function.Function);
+        for (var i = _depth - 1; i >= 0 && found.Count < limit; i--) Add(FunctionOf(_frames[i]).Function);
+        return [.. found];
+    }
+
     private int TopInstruction(CompiledFunction top)
     {
         if (Status == ExecutionStatus.Ready) return -1;

@@ -60,7 +60,24 @@ public sealed class WasmFunction : FunctionInstance
 
     private CompiledFunction? _compiled;
 
-    internal CompiledFunction Compiled => _compiled ??= Translator.Compile(this);
+    internal CompiledFunction Compiled => _compiled ?? TranslateOnce();
 
-    internal bool IsTranslated => _compiled is not null;
+    /// <summary>Whether the function's internal code exists yet (it is made at its first call, restore or <see cref="Translate"/>).</summary>
+    public bool IsTranslated => _compiled is not null;
+
+    /// <summary>
+    /// Translates the function now rather than at its first call, from any thread: a migration's target translates the
+    /// functions on the incoming process's call stack while its memory is still on the way.
+    /// </summary>
+    public void Translate() => _ = Compiled;
+
+    private CompiledFunction TranslateOnce()
+    {
+        // One translation per function even when two threads ask at once: a frame's code is found by its identity, and
+        // the second asker waits for the half-done translation instead of starting another.
+        lock (this)
+        {
+            return _compiled ??= Translator.Compile(this);
+        }
+    }
 }

@@ -91,7 +91,8 @@ public sealed class MigrationSource
             if (Memory is { PresenceTracking: true }) throw new MigrationRefusedException("its memory is still arriving from its previous move (post-copy); it can move again once every frame is in");
             _stage = MigrationStage.Reservation;
             Report();
-            await _channel.SendAsync(MigrationFrame.Offer, Offer(id), cancel);
+            var onStack = await _process.AtSafepointAsync(() => _process.Execution.FunctionsOnStack(MigrationTarget.MaxFunctionsOnStack), cancel);
+            await _channel.SendAsync(MigrationFrame.Offer, Offer(id, onStack), cancel);
             var (answer, reason) = await _channel.ExpectAsync(cancel, MigrationFrame.Admit, MigrationFrame.Refuse);
             if (answer == MigrationFrame.Refuse) throw new MigrationRefusedException($"the target refused the process: {Encoding.UTF8.GetString(reason.Span)}");
 
@@ -222,12 +223,15 @@ public sealed class MigrationSource
         return report with { Total = _total.Elapsed, Downtime = downtime, StoppedAt = stoppedAt, BytesSent = _channel.BytesSent };
     }
 
-    /// <summary>Stage 2's offer: id, module hash, memory pages, strategy, then the resources the target must grant.</summary>
-    private byte[] Offer(Guid id)
+    /// <summary>
+    /// Stage 2's offer: id, module hash, memory pages, strategy, the resources the target must grant, then the functions on
+    /// the process's call stack (<paramref name="onStack"/>, innermost first) for the target to translate while the memory moves.
+    /// </summary>
+    private byte[] Offer(Guid id, uint[] onStack)
     {
         var configuration = _process.Wasi.Configuration;
         var directories = configuration.Preopens.Select(p => Encoding.UTF8.GetBytes(p.HostPath)).ToList();
-        var offer = new byte[MigrationTarget.OfferFixedBytes + 2 + directories.Sum(d => 2 + d.Length) + 2];
+        var offer = new byte[MigrationTarget.OfferFixedBytes + 2 + directories.Sum(d => 2 + d.Length) + 2 + 2 + 4 * onStack.Length];
         id.TryWriteBytes(offer);
         Convert.FromHexString(_process.Module.Hash).CopyTo(offer, 16);
         BinaryPrimitives.WriteUInt32LittleEndian(offer.AsSpan(48), Memory?.Pages ?? 0);
@@ -242,6 +246,9 @@ public sealed class MigrationSource
             at += 2 + directory.Length;
         }
         BinaryPrimitives.WriteUInt16LittleEndian(offer.AsSpan(at), (ushort)configuration.Listeners.Count);
+        at += 2;
+        BinaryPrimitives.WriteUInt16LittleEndian(offer.AsSpan(at), (ushort)onStack.Length);
+        for (var i = 0; i < onStack.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(offer.AsSpan(at + 2 + 4 * i), onStack[i]);
         return offer;
     }
 

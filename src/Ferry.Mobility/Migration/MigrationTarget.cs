@@ -11,8 +11,11 @@ namespace Ferry.Mobility.Migration;
 /// What the source offers in stage 2 (reservation): besides the code and memory size, the resources the process will
 /// ask the target to grant (its preopened host directories, its listening sockets), so that a target refuses at once
 /// what it would refuse only after the whole memory had moved. The image's resource segment is checked again at restore.
+/// <paramref name="FunctionsOnStack"/>: the module indices of the functions on the process's call stack when it was
+/// offered, innermost first, which the target translates while the memory moves (empty from a source that names none).
 /// </summary>
-public sealed record MigrationOffer(Guid Id, string ModuleHash, uint MemoryPages, MigrationStrategy Strategy, IReadOnlyList<string> Directories, int Listeners);
+public sealed record MigrationOffer(Guid Id, string ModuleHash, uint MemoryPages, MigrationStrategy Strategy, IReadOnlyList<string> Directories, int Listeners,
+    IReadOnlyList<uint> FunctionsOnStack);
 
 /// <summary>The target's answer to an offer: the loaded module to admit it with, or the reason it is refused.</summary>
 public sealed record Admission(Module? Module, string? Refusal)
@@ -48,6 +51,9 @@ public static class MigrationTarget
     /// <summary>The largest process image (execution and resource segments, no memory frames) a target accepts.</summary>
     public const long MaxImageBytes = 1536L << 20;
 
+    /// <summary>The most functions on the call stack an offer names for the target to translate ahead.</summary>
+    public const int MaxFunctionsOnStack = 64;
+
     /// <param name="restore">Rebuilds the process from its image into the received segments (throwing on a bad one).</param>
     /// <param name="resolveInDoubt">
     /// Asked, by migration id, when the target committed but the go-ahead never came: true if the source recorded the
@@ -62,7 +68,17 @@ public static class MigrationTarget
         Func<Stream, ReceivedSegments, RestoredProcess> restore, Func<Guid, Task<bool?>>? resolveInDoubt = null,
         MigrationOptions? options = null, Action<MigrationStage>? stageEntered = null, CancellationToken cancel = default)
     {
-        options ??= new MigrationOptions();
+        using var notReceived = new CancellationTokenSource();
+        var result = await ReceiveAsync(connection, admit, restore, resolveInDoubt, options ?? new MigrationOptions(), stageEntered, notReceived.Token, cancel);
+        // Nothing will run in the instance the translation ahead works on.
+        if (result.Outcome == TargetOutcome.NotReceived) notReceived.Cancel();
+        return result;
+    }
+
+    private static async Task<TargetResult> ReceiveAsync(Stream connection, Func<MigrationOffer, Task<Admission>> admit,
+        Func<Stream, ReceivedSegments, RestoredProcess> restore, Func<Guid, Task<bool?>>? resolveInDoubt,
+        MigrationOptions options, Action<MigrationStage>? stageEntered, CancellationToken notReceived, CancellationToken cancel)
+    {
         var channel = new MigrationChannel(connection, options.PeerSilence);
         RestoredProcess? restored = null;
         // The restore that runs on another thread while the final frames land (stop-and-copy and pre-copy).
@@ -77,8 +93,8 @@ public static class MigrationTarget
             if (payload.Length < OfferFixedBytes + 4) throw new MigrationProtocolException($"an offer of {payload.Length} bytes");
             var strategy = (MigrationStrategy)payload[52];
             if (!Enum.IsDefined(strategy)) throw new MigrationProtocolException($"unknown strategy {payload[52]}");
-            var (directories, listeners) = ParseResourceNeeds(payload.AsSpan(OfferFixedBytes));
-            offer = new MigrationOffer(new Guid(payload.AsSpan(0, 16)), Convert.ToHexStringLower(payload.AsSpan(16, 32)), BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(48)), strategy, directories, listeners);
+            var (directories, listeners, onStack) = ParseResourceNeeds(payload.AsSpan(OfferFixedBytes));
+            offer = new MigrationOffer(new Guid(payload.AsSpan(0, 16)), Convert.ToHexStringLower(payload.AsSpan(16, 32)), BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(48)), strategy, directories, listeners, onStack);
             stageEntered?.Invoke(MigrationStage.Reservation);
             var admission = await admit(offer);
             if (admission.Module is not { } module)
@@ -86,6 +102,11 @@ public static class MigrationTarget
                 var refusal = admission.Refusal ?? "refused";
                 await channel.SendAsync(MigrationFrame.Refuse, Encoding.UTF8.GetBytes(refusal), cancel);
                 return new TargetResult(TargetOutcome.NotReceived, null, refusal, null, offer.Id, stage);
+            }
+            foreach (var index in offer.FunctionsOnStack)
+            {
+                if (index < module.ImportedFunctionCount || index >= module.FunctionCount)
+                    throw new MigrationProtocolException($"the offer names function {index} on the process's call stack, which the module does not define");
             }
             var store = new Store();
             LinearMemory? memory = null;
@@ -112,6 +133,8 @@ public static class MigrationTarget
                 await channel.SendAsync(MigrationFrame.Refuse, Encoding.UTF8.GetBytes($"the module does not instantiate here: {e.Message}"), cancel);
                 return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer.Id, stage);
             }
+            // Pre-copy's rounds leave time for it; the others stop at once, and a translation beside the stop took the CPU it needed.
+            if (segments.Instance is { } prepared && strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid) TranslateAhead(prepared, offer.FunctionsOnStack, notReceived);
             await channel.SendAsync(MigrationFrame.Admit, ReadOnlyMemory<byte>.Empty, cancel);
 
             stage = strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid ? MigrationStage.IterativePreCopy : MigrationStage.StopAndCopy;
@@ -260,11 +283,41 @@ public static class MigrationTarget
         }
     }
 
+    /// <summary>
+    /// Translates <paramref name="functions"/> of the instance the process will be restored into, innermost first, on a
+    /// thread of its own while the memory moves. The restore translates the function the process stopped in, and each
+    /// caller is translated when returned to: inside the downtime, or as a stall just after it, for as long as a large
+    /// function takes (CPython's interpreter loop, 106 KB of code: 15-50 ms). A restore that needs a function being
+    /// translated here waits for that translation rather than starting its own.
+    /// </summary>
+    private static void TranslateAhead(Instance instance, IReadOnlyList<uint> functions, CancellationToken notReceived)
+    {
+        if (functions.Count == 0) return;
+        new Thread(() =>
+        {
+            try
+            {
+                foreach (var index in functions)
+                {
+                    if (notReceived.IsCancellationRequested) return;
+                    ((WasmFunction)instance.Function(index)).Translate();
+                }
+            }
+            catch (Exception)
+            {
+                // Only ahead of time: a function that fails to translate fails again, and is reported, where the restore or a call needs it.
+            }
+        }) { IsBackground = true, Name = "Ferry translation ahead" }.Start();
+    }
+
     /// <summary>Migration id, module hash, memory pages and strategy: the offer's part before the resources it needs.</summary>
     internal const int OfferFixedBytes = 16 + 32 + 4 + 1;
 
-    /// <summary>The offer's resource needs: u16 directory count, each a u16 length and UTF-8 host path, then u16 listener count.</summary>
-    private static (List<string> Directories, int Listeners) ParseResourceNeeds(ReadOnlySpan<byte> needs)
+    /// <summary>
+    /// The offer's resource needs: u16 directory count, each a u16 length and UTF-8 host path, then u16 listener count;
+    /// then, unless the offer ends there, the functions on the call stack: u16 count and a u32 function index each.
+    /// </summary>
+    private static (List<string> Directories, int Listeners, uint[] FunctionsOnStack) ParseResourceNeeds(ReadOnlySpan<byte> needs)
     {
         var directories = new List<string>();
         var count = BinaryPrimitives.ReadUInt16LittleEndian(needs);
@@ -277,8 +330,18 @@ public static class MigrationTarget
             directories.Add(Encoding.UTF8.GetString(needs.Slice(at + 2, length)));
             at += 2 + length;
         }
-        if (needs.Length != at + 2) throw new MigrationProtocolException($"an offer whose resource needs take {needs.Length - at} bytes after its directories, not 2");
-        return (directories, BinaryPrimitives.ReadUInt16LittleEndian(needs[at..]));
+        if (needs.Length < at + 2) throw new MigrationProtocolException("an offer cut short before its listener count");
+        var listeners = BinaryPrimitives.ReadUInt16LittleEndian(needs[at..]);
+        at += 2;
+        if (needs.Length == at) return (directories, listeners, []);
+        if (needs.Length < at + 2) throw new MigrationProtocolException("an offer cut short in its functions on the call stack");
+        var functions = BinaryPrimitives.ReadUInt16LittleEndian(needs[at..]);
+        if (functions > MaxFunctionsOnStack) throw new MigrationProtocolException($"an offer naming {functions} functions on the call stack, more than {MaxFunctionsOnStack}");
+        at += 2;
+        if (needs.Length != at + 4 * functions) throw new MigrationProtocolException($"an offer whose {functions} functions on the call stack take {needs.Length - at} bytes, not {4 * functions}");
+        var onStack = new uint[functions];
+        for (var i = 0; i < onStack.Length; i++) onStack[i] = BinaryPrimitives.ReadUInt32LittleEndian(needs[(at + 4 * i)..]);
+        return (directories, listeners, onStack);
     }
 
     private static async Task<bool?> AskAsync(Func<Guid, Task<bool?>> resolve, Guid id)
