@@ -20,5 +20,5 @@ var root = new RootCommand("Ferry moves running WebAssembly programs between mac
 var parsed = root.Parse(GuestArguments.Separate(root, args));
 // After SIGINT or SIGTERM System.CommandLine waits this long for the command to end, then returns and the process exits:
 // its default of 2 s cut a node's stop short, in the middle of saving its processes or of a post-copy push.
-var stopLimit = parsed.CommandResult.Command.Name == "start" ? NodeCommands.StopLimit : TimeSpan.FromSeconds(2);
+var stopLimit = NodeCommands.StopLimit(parsed) ?? TimeSpan.FromSeconds(2);
 return parsed.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = stopLimit });

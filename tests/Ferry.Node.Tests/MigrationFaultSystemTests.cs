@@ -30,16 +30,17 @@ public sealed class MigrationFaultSystemTests : IDisposable
         _cluster.Dispose();
     }
 
-    private void StartTwoNodes()
+    /// <summary>Nodes a (with <paramref name="aArguments"/> on its command line, its standard error kept) and b.</summary>
+    private void StartTwoNodes(string[]? aArguments = null)
     {
-        _cluster.Start("a", null);
+        _cluster.Start("a", null, arguments: aArguments, captureErrors: true);
         _cluster.Start("b", _cluster.Nodes[0].Address);
     }
 
     /// <summary>Nodes a and b, and a dirtier running on a: the client of a (disposed with the test), the module hash, the process id.</summary>
-    private async Task<(NodeClient A, string Hash, string Id)> StartDirtierOnA()
+    private async Task<(NodeClient A, string Hash, string Id)> StartDirtierOnA(string[]? aArguments = null)
     {
-        StartTwoNodes();
+        StartTwoNodes(aArguments);
         var a = _a = _cluster.Client(0);
         var hash = await a.UploadModule(File.ReadAllBytes(Ferry.Tests.Shared.Guests.Wasm("dirtier")));
         return (a, hash, await a.Submit(new SubmitRequest(hash, [.. Arguments], null, null)));
@@ -66,9 +67,9 @@ public sealed class MigrationFaultSystemTests : IDisposable
     /// A dirtier on a moving to b by post-copy at 2 MB/s, once its push has begun (the push of 8 MiB takes four seconds):
     /// a's client, the process id, and the migration's last line to come.
     /// </summary>
-    private async Task<(NodeClient A, string Id, Task<JsonElement> Migration)> PushingFromAToB()
+    private async Task<(NodeClient A, string Id, Task<JsonElement> Migration)> PushingFromAToB(string[]? aArguments = null)
     {
-        var (a, _, id) = await StartDirtierOnA();
+        var (a, _, id) = await StartDirtierOnA(aArguments);
         await Task.Delay(300);
         var pushing = new TaskCompletionSource();
         var migration = a.Migrate(id, new MigrateRequest("b", "post-copy", BandwidthMBps: 2), line =>
@@ -141,6 +142,43 @@ public sealed class MigrationFaultSystemTests : IDisposable
 
         using var b = _cluster.Client(1);
         await AssertFinishesOn(b, id, "b");
+    }
+
+    /// <summary>
+    /// A source node started with --drain-timeout 1 and asked to stop in post-copy's window waits a second for the push (of
+    /// four), says so, then gives it up and exits: the process is reported lost on its target, as documented, and the
+    /// migration fails after its commitment. A value out of range keeps the node from starting, with the reason.
+    /// </summary>
+    [Fact]
+    public async Task A_stopping_source_node_gives_up_a_push_after_its_drain_timeout_and_the_loss_is_reported_on_the_target()
+    {
+        var (_, id, migration) = await PushingFromAToB(["--drain-timeout", "1"]);
+        var source = _cluster.Nodes[0].Process;
+        using (var signal = System.Diagnostics.Process.Start("kill", ["-TERM", source.Id.ToString()])) await signal.WaitForExitAsync();
+
+        var last = await migration.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.False(last.TryGetProperty("report", out _), $"the push of four seconds completed: {last}");
+        Assert.Contains("the target committed, then the connection failed in stage PostCopyPush", last.ToString());
+        await source.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, source.ExitCode);
+        var errors = _cluster.Errors(0);
+        Assert.Contains("waiting up to 1 s for 1 migration(s) to finish", errors);
+        Assert.Contains("abandoning 1 migration(s) still under way after 1 s", errors);
+        using var b = _cluster.Client(1);
+        var lost = await WaitForState(b, id, s => s == "Lost");
+        Assert.Contains("post-copy lost its source", lost.GetProperty("error").GetString());
+
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", "z", "--listen", "127.0.0.1:0", "--drain-timeout", "-1" },
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        using var refused = System.Diagnostics.Process.Start(start)!;
+        var error = await refused.StandardError.ReadToEndAsync();
+        await refused.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("--drain-timeout -1: expected 0 to 3600 seconds", error);
     }
 
     /// <summary>

@@ -24,7 +24,12 @@ internal static class NodeCommands
             Description = "Seconds a migration's peer may send nothing before it is taken for dead and the migration given up",
             DefaultValueFactory = _ => Defaults.PeerSilence.TotalSeconds,
         };
-        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, join, data, keyFile, allow, workers, maxModule, peerSilence };
+        var drainTimeout = new Option<double>(DrainTimeoutName)
+        {
+            Description = "Seconds a stopping node waits for the migrations it sends and the post-copy memory it receives before it gives them up",
+            DefaultValueFactory = _ => Defaults.MigrationDrainTimeout.TotalSeconds,
+        };
+        var start = new Command("start", "Run a node until SIGINT or SIGTERM") { name, listen, join, data, keyFile, allow, workers, maxModule, peerSilence, drainTimeout };
         start.SetAction(async (result, cancel) =>
         {
             if (!IPEndPoint.TryParse(result.GetValue(listen)!, out var endpoint)) return ProcessRunner.Fail(ExitCodes.Usage, $"--listen {result.GetValue(listen)}: expected HOST:PORT");
@@ -34,6 +39,7 @@ internal static class NodeCommands
             if (seed is not null && string.IsNullOrEmpty(key)) return ProcessRunner.Fail(ExitCodes.Usage, "--join needs the cluster key: --key-file FIRST-NODE-DATA/cluster.key or FERRY_KEY");
             if (result.GetValue(maxModule) < 1) return ProcessRunner.Fail(ExitCodes.Usage, $"--max-module-mib {result.GetValue(maxModule)}: expected 1 or more");
             if (result.GetValue(peerSilence) is not (>= 1 and <= 3600)) return ProcessRunner.Fail(ExitCodes.Usage, $"--peer-silence {result.GetValue(peerSilence)}: expected 1 to 3600 seconds");
+            if (result.GetValue(drainTimeout) is not (>= 0 and <= MaxDrainSeconds)) return ProcessRunner.Fail(ExitCodes.Usage, $"{DrainTimeoutName} {result.GetValue(drainTimeout)}: expected 0 to {MaxDrainSeconds} seconds");
             var crashAt = Environment.GetEnvironmentVariable("FERRY_CRASH_AS_TARGET_AT");
             Ferry.Mobility.Migration.MigrationStage? crashStage = null;
             if (!string.IsNullOrEmpty(crashAt))
@@ -54,6 +60,7 @@ internal static class NodeCommands
                 Workers = result.GetValue(workers) ?? Environment.ProcessorCount,
                 MaxModuleBytes = (long)result.GetValue(maxModule) << 20,
                 PeerSilence = TimeSpan.FromSeconds(result.GetValue(peerSilence)),
+                MigrationDrainTimeout = TimeSpan.FromSeconds(result.GetValue(drainTimeout)),
             };
             FerryNode node;
             try
@@ -82,11 +89,21 @@ internal static class NodeCommands
     /// <summary>A node's settings when the command line leaves them be (name and data directory are always given).</summary>
     private static readonly NodeOptions Defaults = new() { Name = "", DataDirectory = "" };
 
+    private const string DrainTimeoutName = "--drain-timeout";
+    private const int MaxDrainSeconds = 3600;
+
     /// <summary>
-    /// How long a node may take to stop after SIGINT or SIGTERM: the wait for the post-copy pushes it sources
-    /// (<see cref="NodeOptions.MigrationDrainTimeout"/>), the saving of its processes (at most 10 s), and some to spare.
+    /// How long `ferry node start` may take to stop after SIGINT or SIGTERM, as <paramref name="parsed"/> asks it to run: the
+    /// wait for its migrations (<c>--drain-timeout</c>), the saving of its processes (at most 10 s), and some to spare.
+    /// Null for every other command.
     /// </summary>
-    internal static readonly TimeSpan StopLimit = Defaults.MigrationDrainTimeout + TimeSpan.FromSeconds(30);
+    internal static TimeSpan? StopLimit(ParseResult parsed)
+    {
+        if (parsed.CommandResult.Command is not { Name: "start", Parents: var parents } || !parents.Any(p => p is Command { Name: "node" })) return null;
+        var drain = parsed.GetValue<double>(DrainTimeoutName);
+        // Out of range, the node refuses to start: its stop has nothing to wait for.
+        return TimeSpan.FromSeconds(drain is >= 0 and <= MaxDrainSeconds ? drain : 0) + TimeSpan.FromSeconds(30);
+    }
 
     internal sealed record ClientOptions(Option<string> Node, Option<string?> KeyFile);
 
