@@ -133,8 +133,13 @@ public static class MigrationTarget
                 await channel.SendAsync(MigrationFrame.Refuse, Encoding.UTF8.GetBytes($"the module does not instantiate here: {e.Message}"), cancel);
                 return new TargetResult(TargetOutcome.NotReceived, null, e.Message, null, offer.Id, stage);
             }
-            // Pre-copy's rounds leave time for it; the others stop at once, and a translation beside the stop took the CPU it needed.
-            if (segments.Instance is { } prepared && strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid) TranslateAhead(prepared, offer.FunctionsOnStack, notReceived);
+            if (segments.Instance is { } prepared)
+            {
+                // Pre-copy's rounds leave time for it beside them. The others stop right after the Admit, and a translation
+                // beside their stop took the CPU it needed: they translate before the Admit, while the process still runs.
+                if (strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid) TranslateAhead(prepared, offer.FunctionsOnStack, notReceived);
+                else await TranslateBeforeAdmitAsync(prepared, offer.FunctionsOnStack);
+            }
             await channel.SendAsync(MigrationFrame.Admit, ReadOnlyMemory<byte>.Empty, cancel);
 
             stage = strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid ? MigrationStage.IterativePreCopy : MigrationStage.StopAndCopy;
@@ -293,22 +298,39 @@ public static class MigrationTarget
     private static void TranslateAhead(Instance instance, IReadOnlyList<uint> functions, CancellationToken notReceived)
     {
         if (functions.Count == 0) return;
-        new Thread(() =>
-        {
-            try
-            {
-                foreach (var index in functions)
-                {
-                    if (notReceived.IsCancellationRequested) return;
-                    ((WasmFunction)instance.Function(index)).Translate();
-                }
-            }
-            catch (Exception)
-            {
-                // Only ahead of time: a function that fails to translate fails again, and is reported, where the restore or a call needs it.
-            }
-        }) { IsBackground = true, Name = "Ferry translation ahead" }.Start();
+        new Thread(() => Translate(instance, functions, () => notReceived.IsCancellationRequested)) { IsBackground = true, Name = "Ferry translation ahead" }.Start();
     }
+
+    /// <summary>Translates <paramref name="functions"/> of <paramref name="instance"/> in order until <paramref name="enough"/> says so.</summary>
+    private static void Translate(Instance instance, IReadOnlyList<uint> functions, Func<bool> enough)
+    {
+        try
+        {
+            foreach (var index in functions)
+            {
+                if (enough()) return;
+                ((WasmFunction)instance.Function(index)).Translate();
+            }
+        }
+        catch (Exception)
+        {
+            // Only ahead of time: a function that fails to translate fails again, and is reported, where the restore or a call needs it.
+        }
+    }
+
+    /// <summary>How long a stop-and-copy or post-copy target may translate before its Admit: the migration's total time grows by it.</summary>
+    private static readonly TimeSpan TranslationBeforeAdmit = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Translates <paramref name="functions"/>, innermost first, on a thread of its own until <see cref="TranslationBeforeAdmit"/>
+    /// has passed; the rest are translated when the restore or a return needs them.
+    /// </summary>
+    private static Task TranslateBeforeAdmitAsync(Instance instance, IReadOnlyList<uint> functions) =>
+        functions.Count == 0 ? Task.CompletedTask : Task.Factory.StartNew(() =>
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            Translate(instance, functions, () => clock.Elapsed >= TranslationBeforeAdmit);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>Migration id, module hash, memory pages and strategy: the offer's part before the resources it needs.</summary>
     internal const int OfferFixedBytes = 16 + 32 + 4 + 1;
