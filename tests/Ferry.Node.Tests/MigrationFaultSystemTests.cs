@@ -168,9 +168,15 @@ public sealed class MigrationFaultSystemTests : IDisposable
         var lost = await WaitForState(b, id, s => s == "Lost");
         Assert.Contains("post-copy lost its source", lost.GetProperty("error").GetString());
 
+        await AssertNodeRefusesToStart("--drain-timeout", "-1", "--drain-timeout -1: expected 0 to 3600 seconds");
+    }
+
+    /// <summary>A node started with <paramref name="option"/> <paramref name="value"/> does not start, and says <paramref name="reason"/>.</summary>
+    private static async Task AssertNodeRefusesToStart(string option, string value, string reason)
+    {
         var start = new System.Diagnostics.ProcessStartInfo("dotnet")
         {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", "z", "--listen", "127.0.0.1:0", "--drain-timeout", "-1" },
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", "z", "--listen", "127.0.0.1:0", option, value },
             RedirectStandardError = true,
             RedirectStandardOutput = true,
         };
@@ -178,7 +184,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
         var error = await refused.StandardError.ReadToEndAsync();
         await refused.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         Assert.NotEqual(0, refused.ExitCode);
-        Assert.Contains("--drain-timeout -1: expected 0 to 3600 seconds", error);
+        Assert.Contains(reason, error);
     }
 
     /// <summary>
@@ -353,17 +359,7 @@ public sealed class MigrationFaultSystemTests : IDisposable
         }
         Assert.InRange(clock.Elapsed.TotalSeconds, 1, 20);
 
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ferry.dll"), "node", "start", "--name", "z", "--listen", "127.0.0.1:0", "--peer-silence", "0" },
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
-        using var refused = System.Diagnostics.Process.Start(start)!;
-        var error = await refused.StandardError.ReadToEndAsync();
-        await refused.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.NotEqual(0, refused.ExitCode);
-        Assert.Contains("--peer-silence 0: expected 1 to 3600 seconds", error);
+        await AssertNodeRefusesToStart("--peer-silence", "0", "--peer-silence 0: expected 1 to 3600 seconds");
     }
 
     public static TheoryData<string, string> BadPeers => new()
