@@ -281,7 +281,7 @@ public sealed class LiveMigrationTests
     /// A scripted source's offer: a new id, the module, its memory pages, <paramref name="strategy"/> (stop-and-copy), no
     /// resources to grant, and then <paramref name="onStack"/> as its functions on the call stack (or nothing, as a source that names none).
     /// </summary>
-    private static byte[] StopAndCopyOffer(Module module, uint pages, byte[]? onStack = null, MigrationStrategy strategy = MigrationStrategy.StopAndCopy)
+    private static byte[] ScriptedOffer(Module module, uint pages, byte[]? onStack = null, MigrationStrategy strategy = MigrationStrategy.StopAndCopy)
     {
         var offer = new byte[53 + 2 + 2 + (onStack?.Length ?? 0)];
         Guid.NewGuid().TryWriteBytes(offer);
@@ -353,7 +353,7 @@ public sealed class LiveMigrationTests
         };
         using var target = Listen(Stream.Null, new Dictionary<Guid, bool>());
         var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
-        await channel.SendAsync(MigrationFrame.Offer, StopAndCopyOffer(module, instance.Memory!.Pages, onStack, MigrationStrategy.PreCopy));
+        await channel.SendAsync(MigrationFrame.Offer, ScriptedOffer(module, instance.Memory!.Pages, onStack, MigrationStrategy.PreCopy));
         var (answer, detail) = await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(MigrationFrame.Abort, answer);
         Assert.Contains(reason, Encoding.UTF8.GetString(detail.Span));
@@ -384,7 +384,7 @@ public sealed class LiveMigrationTests
         ProcessSnapshot.Capture(image, module, instance, execution, wasi, embedCode: false, memoryFrames: false);
         using var target = Listen(Stream.Null, new Dictionary<Guid, bool>(), socketStream);
         var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
-        await channel.SendAsync(MigrationFrame.Offer, StopAndCopyOffer(module, pages));
+        await channel.SendAsync(MigrationFrame.Offer, ScriptedOffer(module, pages));
         Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync()).Type);
 
         var frame = sequence == "frame beyond the image" ? pages * 16L : 3;
@@ -759,7 +759,7 @@ public sealed class LiveMigrationTests
         using var target = Listen(Stream.Null, new Dictionary<Guid, bool>(), peerSilence: TimeSpan.FromSeconds(1));
         using var connection = await Connect(target.Endpoint.Port);
         var channel = new MigrationChannel(connection);
-        await channel.SendAsync(MigrationFrame.Offer, StopAndCopyOffer(module, instance.Memory!.Pages));
+        await channel.SendAsync(MigrationFrame.Offer, ScriptedOffer(module, instance.Memory!.Pages));
         Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync()).Type);
         await channel.SendAsync(MigrationFrame.Image, image.ToArray().AsMemory(0, (int)image.Length / 2));
 

@@ -137,8 +137,15 @@ public static class MigrationTarget
             {
                 // Pre-copy's rounds leave time for it beside them. The others stop right after the Admit, and a translation
                 // beside their stop took the CPU it needed: they translate before the Admit, while the process still runs.
-                if (strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid) TranslateAhead(prepared, offer.FunctionsOnStack, notReceived);
-                else await TranslateBeforeAdmitAsync(prepared, offer.FunctionsOnStack);
+                if (strategy is MigrationStrategy.PreCopy or MigrationStrategy.Hybrid)
+                {
+                    _ = TranslateAsync(prepared, offer.FunctionsOnStack, () => notReceived.IsCancellationRequested);
+                }
+                else
+                {
+                    var clock = System.Diagnostics.Stopwatch.StartNew();
+                    await TranslateAsync(prepared, offer.FunctionsOnStack, () => clock.Elapsed >= TranslationBeforeAdmit);
+                }
             }
             await channel.SendAsync(MigrationFrame.Admit, ReadOnlyMemory<byte>.Empty, cancel);
 
@@ -290,47 +297,30 @@ public static class MigrationTarget
 
     /// <summary>
     /// Translates <paramref name="functions"/> of the instance the process will be restored into, innermost first, on a
-    /// thread of its own while the memory moves. The restore translates the function the process stopped in, and each
-    /// caller is translated when returned to: inside the downtime, or as a stall just after it, for as long as a large
-    /// function takes (CPython's interpreter loop, 106 KB of code: 15-50 ms). A restore that needs a function being
+    /// thread of its own, until <paramref name="enough"/> says so. The restore translates the function the process stopped
+    /// in, and each caller is translated when returned to: inside the downtime, or as a stall just after it, for as long as
+    /// a large function takes (CPython's interpreter loop, 106 KB of code: 15-50 ms). A restore that needs a function being
     /// translated here waits for that translation rather than starting its own.
     /// </summary>
-    private static void TranslateAhead(Instance instance, IReadOnlyList<uint> functions, CancellationToken notReceived)
-    {
-        if (functions.Count == 0) return;
-        new Thread(() => Translate(instance, functions, () => notReceived.IsCancellationRequested)) { IsBackground = true, Name = "Ferry translation ahead" }.Start();
-    }
-
-    /// <summary>Translates <paramref name="functions"/> of <paramref name="instance"/> in order until <paramref name="enough"/> says so.</summary>
-    private static void Translate(Instance instance, IReadOnlyList<uint> functions, Func<bool> enough)
-    {
-        try
+    private static Task TranslateAsync(Instance instance, IReadOnlyList<uint> functions, Func<bool> enough) =>
+        functions.Count == 0 ? Task.CompletedTask : Task.Factory.StartNew(() =>
         {
-            foreach (var index in functions)
+            try
             {
-                if (enough()) return;
-                ((WasmFunction)instance.Function(index)).Translate();
+                foreach (var index in functions)
+                {
+                    if (enough()) return;
+                    ((WasmFunction)instance.Function(index)).Translate();
+                }
             }
-        }
-        catch (Exception)
-        {
-            // Only ahead of time: a function that fails to translate fails again, and is reported, where the restore or a call needs it.
-        }
-    }
+            catch (Exception)
+            {
+                // Only ahead of time: a function that fails to translate fails again, and is reported, where the restore or a call needs it.
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>How long a stop-and-copy or post-copy target may translate before its Admit: the migration's total time grows by it.</summary>
     private static readonly TimeSpan TranslationBeforeAdmit = TimeSpan.FromMilliseconds(250);
-
-    /// <summary>
-    /// Translates <paramref name="functions"/>, innermost first, on a thread of its own until <see cref="TranslationBeforeAdmit"/>
-    /// has passed; the rest are translated when the restore or a return needs them.
-    /// </summary>
-    private static Task TranslateBeforeAdmitAsync(Instance instance, IReadOnlyList<uint> functions) =>
-        functions.Count == 0 ? Task.CompletedTask : Task.Factory.StartNew(() =>
-        {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            Translate(instance, functions, () => clock.Elapsed >= TranslationBeforeAdmit);
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>Migration id, module hash, memory pages and strategy: the offer's part before the resources it needs.</summary>
     internal const int OfferFixedBytes = 16 + 32 + 4 + 1;
