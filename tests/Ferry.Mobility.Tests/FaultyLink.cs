@@ -27,7 +27,8 @@ public sealed class FaultyLink : IAsyncDisposable
     private readonly TcpClient _toTarget = new();
     private readonly MigrationFrame? _trigger;
     private readonly LinkFault _fault;
-    private readonly bool _afterActivation;
+    private readonly MigrationFrame? _after;
+    private bool _afterSeen;
     private readonly int _times;
     private readonly MigrationFrame? _alsoCorrupt;
     private int _alsoFirings;
@@ -39,14 +40,15 @@ public sealed class FaultyLink : IAsyncDisposable
     private long _progress;
     private long _mostAhead;
 
+    /// <param name="after">Only frames of the trigger type that follow the first frame of this type are hit (Activate: post-copy's push; Image: pre-copy's final frames).</param>
     /// <param name="times">Frames of the trigger type that are corrupted, the first of them and those right after it (a cut happens once).</param>
     /// <param name="alsoCorrupt">A second type whose first frame after the fault is corrupted too, such as the Resend that answers a corrupt Frames.</param>
-    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut, bool afterActivation = false, int times = 1, MigrationFrame? alsoCorrupt = null)
+    public FaultyLink(MigrationFrame? trigger, LinkFault fault = LinkFault.Cut, MigrationFrame? after = null, int times = 1, MigrationFrame? alsoCorrupt = null)
     {
         _alsoCorrupt = alsoCorrupt;
         _trigger = trigger;
         _fault = fault;
-        _afterActivation = afterActivation;
+        _after = after;
         _times = fault == LinkFault.Cut ? 1 : times;
         _listener.Start();
     }
@@ -81,8 +83,8 @@ public sealed class FaultyLink : IAsyncDisposable
                 var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(1));
                 var rest = new byte[length + 4];
                 await from.ReadExactlyAsync(rest, _stop.Token);
-                var activated = Watch((MigrationFrame)header[0], rest);
-                if ((MigrationFrame)header[0] == _trigger && (activated || !_afterActivation) && Interlocked.Increment(ref _firings) <= _times)
+                var afterSeen = Watch((MigrationFrame)header[0], rest);
+                if ((MigrationFrame)header[0] == _trigger && (afterSeen || _after is null) && Interlocked.Increment(ref _firings) <= _times)
                 {
                     if (_fault == LinkFault.Cut)
                     {
@@ -110,12 +112,13 @@ public sealed class FaultyLink : IAsyncDisposable
         }
     }
 
-    /// <summary>Follows the push's flow control; returns whether this frame comes after Activate.</summary>
+    /// <summary>Follows the push's flow control; returns whether this frame comes after the first of the <c>after</c> type.</summary>
     private bool Watch(MigrationFrame type, byte[] payload)
     {
         lock (_stop)
         {
-            var after = _activated;
+            var after = _afterSeen;
+            if (type == _after) _afterSeen = true;
             if (type == MigrationFrame.Activate) _activated = true;
             if (type == MigrationFrame.PushProgress) _progress = BinaryPrimitives.ReadInt64LittleEndian(payload);
             if (type != MigrationFrame.Frames || !_activated) return after;

@@ -496,6 +496,20 @@ public sealed class LiveMigrationTests
     }
 
     /// <summary>
+    /// Pre-copy's final frames go out ahead of their checksums, each trailer at the head of the next message: a cut or a
+    /// corrupt frame among them still aborts before commitment, and the process finishes on the source.
+    /// </summary>
+    [Theory]
+    [InlineData(LinkFault.Cut, 1)]
+    [InlineData(LinkFault.Corrupt, 1)]
+    [InlineData(LinkFault.Corrupt, int.MaxValue)]
+    public async Task A_fault_in_the_final_frames_of_a_pre_copy_stop_leaves_the_process_on_the_source(LinkFault fault, int times)
+    {
+        await using var link = new FaultyLink(MigrationFrame.Frames, fault, after: MigrationFrame.Image, times: times);
+        await InjectAsync(MigrationStrategy.PreCopy, link, "the stop's Frames", Survivor.Source);
+    }
+
+    /// <summary>
     /// Post-copy's push: a frame cut off on its way is lost with the process, which needed it; both sides say so, and
     /// neither waits on the other even when the target's host keeps the connection open.
     /// </summary>
@@ -504,7 +518,7 @@ public sealed class LiveMigrationTests
     [InlineData(MigrationStrategy.Hybrid)]
     public async Task A_pushed_frame_cut_off_is_reported_lost_on_both_sides_and_leaves_neither_waiting(MigrationStrategy strategy)
     {
-        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Cut, afterActivation: true);
+        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Cut, after: MigrationFrame.Activate);
         await InjectAsync(strategy, link, "a pushed Frames", Survivor.ReportedLost, targetKeepsConnection: true);
     }
 
@@ -518,7 +532,7 @@ public sealed class LiveMigrationTests
     [InlineData(MigrationStrategy.Hybrid)]
     public async Task A_pushed_frame_that_fails_its_checksum_is_sent_again_and_the_process_finishes_on_the_target(MigrationStrategy strategy)
     {
-        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Corrupt, afterActivation: true);
+        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Corrupt, after: MigrationFrame.Activate);
         var (sourceFailure, report) = await InjectAsync(strategy, link, "a pushed Frames", Survivor.Target, targetKeepsConnection: true);
         Assert.Null(sourceFailure);
         Assert.Equal(1u, report!.PushResends);
@@ -532,7 +546,7 @@ public sealed class LiveMigrationTests
     [Fact]
     public async Task A_resend_that_fails_its_checksum_brings_every_frame_again_and_the_process_finishes_on_the_target()
     {
-        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Corrupt, afterActivation: true, alsoCorrupt: MigrationFrame.Resend);
+        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Corrupt, after: MigrationFrame.Activate, alsoCorrupt: MigrationFrame.Resend);
         var (sourceFailure, report) = await InjectAsync(MigrationStrategy.PostCopy, link, "a pushed Frames and its Resend", Survivor.Target, targetKeepsConnection: true);
         Assert.Null(sourceFailure);
         Assert.True(link.AlsoFired, "the Resend was never corrupted");
@@ -648,7 +662,7 @@ public sealed class LiveMigrationTests
     [Fact]
     public async Task A_link_that_keeps_corrupting_the_push_is_given_up_after_eight_resends_and_the_loss_is_reported()
     {
-        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Corrupt, afterActivation: true, times: int.MaxValue);
+        await using var link = new FaultyLink(MigrationFrame.Frames, LinkFault.Corrupt, after: MigrationFrame.Activate, times: int.MaxValue);
         var (sourceFailure, _) = await InjectAsync(MigrationStrategy.PostCopy, link, "every pushed Frames", Survivor.ReportedLost, targetKeepsConnection: true);
         Assert.True(sourceFailure!.Message.Contains("fails its checksum"), sourceFailure.Message);
         // Eight corrupt messages were each answered by a Resend; a ninth ended it (more may have been in flight by then).

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Ferry.Mobility.Migration;
 
 namespace Ferry.Mobility.Tests;
@@ -40,5 +42,43 @@ public sealed class MigrationChannelTests
         bytes[0] = (byte)arrives;
         var failure = await Assert.ThrowsAsync<MigrationChecksumException>(() => new MigrationChannel(new MemoryStream(bytes)).ReceiveAsync());
         Assert.Equal(arrives, failure.Type);
+    }
+
+    /// <summary>
+    /// Frames sent ahead of their checksums over a socket (pre-copy's final frames), each trailer at the head of the next
+    /// frame's write, the last with the small frame after them: the receiver reads the very bytes of the same frames sent
+    /// whole, and each frame arrives intact.
+    /// </summary>
+    [Fact]
+    public async Task Frames_sent_ahead_of_their_checksums_put_the_same_bytes_on_the_wire_as_frames_sent_whole()
+    {
+        var first = new byte[3 * 4096 + 12];
+        var second = new byte[4096 + 8];
+        new Random(1).NextBytes(first);
+        new Random(2).NextBytes(second);
+        var whole = new MemoryStream();
+        var reference = new MigrationChannel(whole);
+        await reference.SendAsync(MigrationFrame.Frames, [first.AsMemory(0, 12), first.AsMemory(12)]);
+        await reference.SendAsync(MigrationFrame.Frames, [second]);
+        await reference.SendAsync(MigrationFrame.ImageEnd, ReadOnlyMemory<byte>.Empty);
+
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        using var server = await listener.AcceptTcpClientAsync();
+        var sender = new MigrationChannel(client.GetStream());
+        await sender.SendChecksumAfterAsync(MigrationFrame.Frames, [first.AsMemory(0, 12), first.AsMemory(12)], CancellationToken.None);
+        await sender.SendChecksumAfterAsync(MigrationFrame.Frames, [second], CancellationToken.None);
+        await sender.SendAsync(MigrationFrame.ImageEnd, ReadOnlyMemory<byte>.Empty);
+        Assert.Equal(whole.Length, sender.BytesSent);
+
+        var wire = new byte[whole.Length];
+        await server.GetStream().ReadExactlyAsync(wire).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(whole.ToArray(), wire);
+        var receiver = new MigrationChannel(new MemoryStream(wire));
+        Assert.Equal(first, (await receiver.ExpectAsync(CancellationToken.None, MigrationFrame.Frames)).Payload.ToArray());
+        Assert.Equal(second, (await receiver.ExpectAsync(CancellationToken.None, MigrationFrame.Frames)).Payload.ToArray());
+        await receiver.ExpectAsync(CancellationToken.None, MigrationFrame.ImageEnd);
     }
 }

@@ -82,6 +82,8 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
     private readonly Socket? _socket = (stream as NetworkStream)?.Socket;
     private readonly List<ArraySegment<byte>> _gather = [];
     private long _sent;
+    // The trailer of the last frame sent ahead of its checksum (SendChecksumAfterAsync), not sent yet.
+    private byte[] _owedTrailer = [];
 
     /// <summary>Sends one frame whose payload is the concatenation of <paramref name="pieces"/>, each written as it is.</summary>
     public Task SendAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, CancellationToken cancel = default) =>
@@ -122,15 +124,17 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         WriteHeader(header, type, (int)length);
         var trailer = new byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(trailer, checksum);
+        var owed = TakeOwedTrailer();
         using var limit = Limit(cancel);
         try
         {
-            if (_socket is not null && Gather(header, pieces, trailer))
+            if (_socket is not null && Gather(owed, header, pieces, trailer))
             {
-                await SendGatheredAsync(_socket, 9 + length, limit.Token);
+                await SendGatheredAsync(_socket, owed.Length + 9 + length, limit.Token);
             }
             else
             {
+                await stream.WriteAsync(owed, limit.Token);
                 await stream.WriteAsync(header, limit.Token);
                 foreach (var piece in pieces) await stream.WriteAsync(piece, limit.Token);
                 await stream.WriteAsync(trailer, limit.Token);
@@ -155,14 +159,17 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         }
         // Small frames in one write: a fault request must not wait behind Nagle's algorithm.
         var length = 9 + payload.Length;
-        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        var owed = TakeOwedTrailer();
+        var buffer = ArrayPool<byte>.Shared.Rent(owed.Length + length);
         using var limit = Limit(cancel);
         try
         {
-            WriteHeader(buffer, type, payload.Length);
-            payload.Span.CopyTo(buffer.AsSpan(5));
-            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(5 + payload.Length), Crc32C.Of(buffer.AsSpan(0, 5 + payload.Length)));
-            await stream.WriteAsync(buffer.AsMemory(0, length), limit.Token);
+            owed.CopyTo(buffer, 0);
+            var frame = buffer.AsSpan(owed.Length, length);
+            WriteHeader(frame, type, payload.Length);
+            payload.Span.CopyTo(frame[5..]);
+            BinaryPrimitives.WriteUInt32LittleEndian(frame[(5 + payload.Length)..], Crc32C.Of(frame[..(5 + payload.Length)]));
+            await stream.WriteAsync(buffer.AsMemory(0, owed.Length + length), limit.Token);
             await stream.FlushAsync(limit.Token);
             Interlocked.Add(ref _sent, length);
         }
@@ -196,18 +203,65 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
             : new PeerSilentException($"the peer {what} for {patience!.Value.TotalSeconds:0.#} s: taken for a dead node or a broken link");
     }
 
-    /// <summary>Lists header, pieces and trailer for one gathered write; false if a piece is not an array's (it is written on its own then).</summary>
-    private bool Gather(byte[] header, IReadOnlyList<ReadOnlyMemory<byte>> pieces, byte[] trailer)
+    /// <summary>
+    /// Lists the trailer still owed, header, pieces and trailer (any of the three empty) for one gathered write; false if a
+    /// piece is not an array's (each is written on its own then).
+    /// </summary>
+    private bool Gather(byte[] owed, byte[] header, IReadOnlyList<ReadOnlyMemory<byte>> pieces, byte[] trailer)
     {
         _gather.Clear();
+        if (owed.Length > 0) _gather.Add(owed);
         _gather.Add(header);
         foreach (var piece in pieces)
         {
             if (!MemoryMarshal.TryGetArray(piece, out var segment)) return false;
             if (segment.Count > 0) _gather.Add(segment);
         }
-        _gather.Add(trailer);
+        if (trailer.Length > 0) _gather.Add(trailer);
         return true;
+    }
+
+    /// <summary>
+    /// Sends a frame of <paramref name="pieces"/> ahead of its checksum, which is computed once they have gone: the
+    /// kernel has just read them, so the checksum reads them from this core's cache, not from memory, and no other thread
+    /// need compute it beforehand. Its trailer leads the next frame sent, which the caller sends at once: the peer cannot
+    /// finish this frame before. Only for pieces that cannot change before this returns (a held guest's memory); without a
+    /// socket to gather over, the frame goes out whole.
+    /// </summary>
+    internal async Task SendChecksumAfterAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, CancellationToken cancel)
+    {
+        var length = 0L;
+        foreach (var piece in pieces) length += piece.Length;
+        if (length > MaxPayload) throw new ArgumentException($"a {type} frame of {length} bytes exceeds the limit of {MaxPayload}");
+        var header = new byte[5];
+        WriteHeader(header, type, (int)length);
+        var owed = TakeOwedTrailer();
+        if (_socket is null || !Gather(owed, header, pieces, []))
+        {
+            _owedTrailer = owed;
+            await SendAsync(type, pieces, cancel);
+            return;
+        }
+        using var limit = Limit(cancel);
+        try
+        {
+            await SendGatheredAsync(_socket, owed.Length + 5 + length, limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw GiveUp(cancel, "took in no complete frame");
+        }
+        var trailer = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer, Checksum(type, pieces));
+        _owedTrailer = trailer;
+        Interlocked.Add(ref _sent, 9 + length);
+    }
+
+    private byte[] TakeOwedTrailer()
+    {
+        var owed = _owedTrailer;
+        _owedTrailer = [];
+        return owed;
     }
 
     /// <summary>Sends <see cref="_gather"/>, <paramref name="total"/> bytes, resuming after a partial send.</summary>
