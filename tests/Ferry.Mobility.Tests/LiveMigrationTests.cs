@@ -337,13 +337,11 @@ public sealed class LiveMigrationTests
 
     public static TheoryData<string> BadFunctionsOnStack => ["an imported function", "past the last function", "more than the limit", "cut short", "a byte too many"];
 
-    [Theory]
-    [MemberData(nameof(BadFunctionsOnStack))]
-    public async Task An_offer_whose_functions_on_the_call_stack_are_not_the_modules_is_refused_with_the_reason(string flaw)
+    /// <summary>A list of functions on the call stack with <paramref name="flaw"/>, and the end of the reason a target gives for refusing it.</summary>
+    private static (byte[] List, string Reason) FlawedFunctionsOnStack(string flaw, Module module)
     {
-        var (module, instance, _, _) = Instantiate(Stream.Null);
         var defined = (uint)module.ImportedFunctionCount;
-        var (onStack, reason) = flaw switch
+        return flaw switch
         {
             "an imported function" => (OnStack(1, 0), "names function 0 on the process's call stack, which the module does not define"),
             "past the last function" => (OnStack(2, defined, (uint)module.FunctionCount), $"names function {module.FunctionCount} on the process's call stack"),
@@ -351,6 +349,14 @@ public sealed class LiveMigrationTests
             "cut short" => (OnStack(2, defined), "whose 2 functions on the call stack take 4 bytes, not 8"),
             _ => ([.. OnStack(1, defined), 0], "whose 1 functions on the call stack take 5 bytes, not 4"),
         };
+    }
+
+    [Theory]
+    [MemberData(nameof(BadFunctionsOnStack))]
+    public async Task An_offer_whose_functions_on_the_call_stack_are_not_the_modules_is_refused_with_the_reason(string flaw)
+    {
+        var (module, instance, _, _) = Instantiate(Stream.Null);
+        var (onStack, reason) = FlawedFunctionsOnStack(flaw, module);
         using var target = Listen(Stream.Null, new Dictionary<Guid, bool>());
         var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
         await channel.SendAsync(MigrationFrame.Offer, ScriptedOffer(module, instance.Memory!.Pages, onStack, MigrationStrategy.PreCopy));
@@ -360,6 +366,68 @@ public sealed class LiveMigrationTests
         var result = await target.Result;
         Assert.Equal(TargetOutcome.NotReceived, result.Outcome);
         Assert.Contains(reason, result.Reason);
+    }
+
+    /// <summary>Likewise a FunctionsOnStack message between pre-copy's rounds; and one outside them (stop-and-copy has none) is out of order.</summary>
+    [Theory]
+    [MemberData(nameof(BadFunctionsOnStack))]
+    [InlineData("out of order")]
+    public async Task A_FunctionsOnStack_message_that_is_not_the_modules_or_comes_out_of_order_is_refused_with_the_reason(string flaw)
+    {
+        var (module, instance, _, _) = Instantiate(Stream.Null);
+        var (list, reason) = flaw == "out of order"
+            ? (OnStack(1, (uint)module.ImportedFunctionCount), "a FunctionsOnStack message out of order: StopAndCopy in stage StopAndCopy")
+            : FlawedFunctionsOnStack(flaw, module);
+        using var target = Listen(Stream.Null, new Dictionary<Guid, bool>());
+        var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
+        await channel.SendAsync(MigrationFrame.Offer, ScriptedOffer(module, instance.Memory!.Pages, strategy: flaw == "out of order" ? MigrationStrategy.StopAndCopy : MigrationStrategy.PreCopy));
+        Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30))).Type);
+        await channel.SendAsync(MigrationFrame.FunctionsOnStack, list);
+        var (answer, detail) = await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(MigrationFrame.Abort, answer);
+        Assert.Contains(reason, Encoding.UTF8.GetString(detail.Span));
+        Assert.Equal(TargetOutcome.NotReceived, (await target.Result).Outcome);
+    }
+
+    /// <summary>
+    /// A function that a FunctionsOnStack message names between pre-copy's rounds (the source found it on the call stack
+    /// after the offer) is translated at the target before the restore; unnamed, it is not (the restore translates only
+    /// the function the process stopped in). A scripted source names a function the image does not stop in.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_function_named_between_pre_copy_rounds_is_translated_before_the_restore(bool named)
+    {
+        var (module, instance, execution, wasi) = Instantiate(Stream.Null);
+        var start = instance.GetFunction("_start");
+        var function = (uint)module.FunctionCount - 1;
+        if (ReferenceEquals(instance.Function(function), start)) function--;
+        var image = new MemoryStream();
+        ProcessSnapshot.Capture(image, module, instance, execution, wasi, embedCode: false, memoryFrames: false);
+        bool? translatedAtRestore = null;
+        using var target = Listen(Stream.Null, new Dictionary<Guid, bool>(), restoring: received =>
+        {
+            var ahead = (WasmFunction)received.Instance!.Function(function);
+            // Translated on a thread of its own: waited for here, as other tests share the two cores.
+            for (var waited = 0; named && waited < 200 && !ahead.IsTranslated; waited++) Thread.Sleep(50);
+            translatedAtRestore = ahead.IsTranslated;
+        });
+        var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
+        await channel.SendAsync(MigrationFrame.Offer, ScriptedOffer(module, instance.Memory!.Pages, strategy: MigrationStrategy.PreCopy));
+        Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30))).Type);
+        await channel.SendAsync(MigrationFrame.RoundEnd, new byte[4]);
+        Assert.Equal(MigrationFrame.RoundAck, (await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30))).Type);
+        if (named) await channel.SendAsync(MigrationFrame.FunctionsOnStack, OnStack(1, function));
+        await channel.SendAsync(MigrationFrame.Image, image.ToArray());
+        await channel.SendAsync(MigrationFrame.ImageEnd, ReadOnlyMemory<byte>.Empty);
+        var (answer, detail) = await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(answer == MigrationFrame.Committed, $"{answer}: {Encoding.UTF8.GetString(detail.Span)}");
+        await channel.SendAsync(MigrationFrame.Activate, ReadOnlyMemory<byte>.Empty);
+        var result = await target.Result;
+        Assert.Equal(TargetOutcome.Activated, result.Outcome);
+        result.Process!.Dispose();
+        Assert.Equal(named, translatedAtRestore);
     }
 
     public static TheoryData<string, bool> StopSequences => new()

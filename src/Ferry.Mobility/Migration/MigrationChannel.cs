@@ -43,6 +43,11 @@ public enum MigrationFrame : byte
     PushProgress = 16,
     /// <summary>Target to source (post-copy): a pushed message failed its checksum; send again every frame still absent here.</summary>
     Resend = 17,
+    /// <summary>
+    /// Source to target (pre-copy and hybrid, between rounds): functions newly on the process's call stack at a round's
+    /// end, innermost first, for the target to translate before the stop.
+    /// </summary>
+    FunctionsOnStack = 18,
 }
 
 /// <summary>A peer that broke the protocol: wrong order, oversized or corrupt frame, unknown type, replayed id.</summary>

@@ -24,6 +24,8 @@ public sealed class MigrationSource
     private readonly FrameBatch _batch;
     // The batch being filled while _batch is sent, and the other way round.
     private readonly FrameBatch _spareBatch;
+    // Functions the target has been told are on the process's call stack (the offer's, then each round's new ones).
+    private readonly HashSet<uint> _namedToTarget = [];
     private MigrationStage _stage = MigrationStage.PreMigration;
     private double _rate;
     private long _zeroSkipped;
@@ -92,6 +94,7 @@ public sealed class MigrationSource
             _stage = MigrationStage.Reservation;
             Report();
             var onStack = await _process.AtSafepointAsync(() => _process.Execution.FunctionsOnStack(MigrationTarget.MaxFunctionsOnStack), cancel);
+            _namedToTarget.UnionWith(onStack);
             await _channel.SendAsync(MigrationFrame.Offer, Offer(id, onStack), cancel);
             var (answer, reason) = await _channel.ExpectAsync(cancel, MigrationFrame.Admit, MigrationFrame.Refuse);
             if (answer == MigrationFrame.Refuse) throw new MigrationRefusedException($"the target refused the process: {Encoding.UTF8.GetString(reason.Span)}");
@@ -291,7 +294,8 @@ public sealed class MigrationSource
             // Until the target has applied the round, its frames are still in flight: stopping then would add them to the downtime.
             var ack = (await _channel.ExpectAsync(cancel, MigrationFrame.RoundAck)).Payload;
             if (ack.Length != 4 || BinaryPrimitives.ReadInt32LittleEndian(ack.Span) != round) throw new MigrationProtocolException($"a RoundAck that does not acknowledge round {round}");
-            var dirty = await _process.AtSafepointAsync(() => Memory!.Dirty.Harvest(), cancel);
+            var (dirty, onStack) = await _process.AtSafepointAsync(() => (Memory!.Dirty.Harvest(), _process.Execution.FunctionsOnStack(MigrationTarget.MaxFunctionsOnStack)), cancel);
+            await NameNewFunctionsOnStackAsync(onStack, cancel);
             var dirtyCount = PopCount(dirty);
             var roundBytes = _channel.BytesSent - bytesBefore;
             // The rate that matters is the link's, end to end, for scattered dirty frames like the stop's: round 0 streams
@@ -319,6 +323,22 @@ public sealed class MigrationSource
             previousDirty = dirtyCount;
         }
         return toSend;
+    }
+
+    /// <summary>
+    /// Names to the target the functions of <paramref name="onStack"/> (the call stack at a round's end, innermost first)
+    /// that it has not been told of, for it to translate while the rounds go on, rather than inside the downtime if the
+    /// process stops in it or when returned to just after: a function that runs long enough to be on the stack at a
+    /// round's end may be large (CPython's interpreter loop, entered before the offer, is 106 KB of code).
+    /// </summary>
+    private async Task NameNewFunctionsOnStackAsync(uint[] onStack, CancellationToken cancel)
+    {
+        var fresh = onStack.Where(_namedToTarget.Add).ToArray();
+        if (fresh.Length == 0) return;
+        var payload = new byte[2 + 4 * fresh.Length];
+        BinaryPrimitives.WriteUInt16LittleEndian(payload, (ushort)fresh.Length);
+        for (var i = 0; i < fresh.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(payload.AsSpan(2 + 4 * i), fresh[i]);
+        await _channel.SendAsync(MigrationFrame.FunctionsOnStack, payload, cancel);
     }
 
     /// <summary>Time to send this many frames plus the execution state at the rate measured so far.</summary>

@@ -103,11 +103,7 @@ public static class MigrationTarget
                 await channel.SendAsync(MigrationFrame.Refuse, Encoding.UTF8.GetBytes(refusal), cancel);
                 return new TargetResult(TargetOutcome.NotReceived, null, refusal, null, offer.Id, stage);
             }
-            foreach (var index in offer.FunctionsOnStack)
-            {
-                if (index < module.ImportedFunctionCount || index >= module.FunctionCount)
-                    throw new MigrationProtocolException($"the offer names function {index} on the process's call stack, which the module does not define");
-            }
+            CheckDefined(module, offer.FunctionsOnStack, "the offer");
             var store = new Store();
             LinearMemory? memory = null;
             if (module.Memories.Length > 0)
@@ -163,7 +159,8 @@ public static class MigrationTarget
             }
             while (true)
             {
-                var (type, piece, placed) = await channel.ExpectAsync(placement, HeaderRead, cancel, MigrationFrame.Frames, MigrationFrame.RoundEnd, MigrationFrame.Image, MigrationFrame.ImageEnd, MigrationFrame.Abort);
+                var (type, piece, placed) = await channel.ExpectAsync(placement, HeaderRead, cancel, MigrationFrame.Frames, MigrationFrame.RoundEnd, MigrationFrame.Image, MigrationFrame.ImageEnd,
+                    MigrationFrame.FunctionsOnStack, MigrationFrame.Abort);
                 if (type == MigrationFrame.Abort) return new TargetResult(TargetOutcome.NotReceived, null, $"the source abandoned the migration: {Encoding.UTF8.GetString(piece.Span)}", null, offer.Id, stage);
                 if (type == MigrationFrame.ImageEnd)
                 {
@@ -185,6 +182,13 @@ public static class MigrationTarget
                     if (stage != MigrationStage.IterativePreCopy) throw new MigrationProtocolException($"a RoundEnd out of order: {strategy} in stage {stage} has no pre-copy rounds");
                     if (piece.Length != 4) throw new MigrationProtocolException($"a RoundEnd of {piece.Length} bytes");
                     await channel.SendAsync(MigrationFrame.RoundAck, piece.ToArray(), cancel);
+                }
+                if (type == MigrationFrame.FunctionsOnStack)
+                {
+                    if (stage != MigrationStage.IterativePreCopy) throw new MigrationProtocolException($"a FunctionsOnStack message out of order: {strategy} in stage {stage} names no more functions");
+                    var functions = ParseFunctionsOnStack(piece.Span, "a FunctionsOnStack message");
+                    CheckDefined(module, functions, "a FunctionsOnStack message");
+                    if (segments.Instance is { } instance) _ = TranslateAsync(instance, functions, () => notReceived.IsCancellationRequested);
                 }
                 if (type == MigrationFrame.Image)
                 {
@@ -346,14 +350,28 @@ public static class MigrationTarget
         var listeners = BinaryPrimitives.ReadUInt16LittleEndian(needs[at..]);
         at += 2;
         if (needs.Length == at) return (directories, listeners, []);
-        if (needs.Length < at + 2) throw new MigrationProtocolException("an offer cut short in its functions on the call stack");
-        var functions = BinaryPrimitives.ReadUInt16LittleEndian(needs[at..]);
-        if (functions > MaxFunctionsOnStack) throw new MigrationProtocolException($"an offer naming {functions} functions on the call stack, more than {MaxFunctionsOnStack}");
-        at += 2;
-        if (needs.Length != at + 4 * functions) throw new MigrationProtocolException($"an offer whose {functions} functions on the call stack take {needs.Length - at} bytes, not {4 * functions}");
+        return (directories, listeners, ParseFunctionsOnStack(needs[at..], "an offer"));
+    }
+
+    /// <summary>Functions on a call stack, as an offer or a FunctionsOnStack message lists them: u16 count, then a u32 function index each.</summary>
+    private static uint[] ParseFunctionsOnStack(ReadOnlySpan<byte> list, string what)
+    {
+        if (list.Length < 2) throw new MigrationProtocolException($"{what} cut short in its functions on the call stack");
+        var functions = BinaryPrimitives.ReadUInt16LittleEndian(list);
+        if (functions > MaxFunctionsOnStack) throw new MigrationProtocolException($"{what} naming {functions} functions on the call stack, more than {MaxFunctionsOnStack}");
+        if (list.Length != 2 + 4 * functions) throw new MigrationProtocolException($"{what} whose {functions} functions on the call stack take {list.Length - 2} bytes, not {4 * functions}");
         var onStack = new uint[functions];
-        for (var i = 0; i < onStack.Length; i++) onStack[i] = BinaryPrimitives.ReadUInt32LittleEndian(needs[(at + 4 * i)..]);
-        return (directories, listeners, onStack);
+        for (var i = 0; i < onStack.Length; i++) onStack[i] = BinaryPrimitives.ReadUInt32LittleEndian(list[(2 + 4 * i)..]);
+        return onStack;
+    }
+
+    private static void CheckDefined(Module module, IReadOnlyList<uint> functions, string what)
+    {
+        foreach (var index in functions)
+        {
+            if (index < module.ImportedFunctionCount || index >= module.FunctionCount)
+                throw new MigrationProtocolException($"{what} names function {index} on the process's call stack, which the module does not define");
+        }
     }
 
     private static async Task<bool?> AskAsync(Func<Guid, Task<bool?>> resolve, Guid id)
