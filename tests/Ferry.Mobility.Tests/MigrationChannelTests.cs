@@ -81,4 +81,34 @@ public sealed class MigrationChannelTests
         Assert.Equal(second, (await receiver.ExpectAsync(CancellationToken.None, MigrationFrame.Frames)).Payload.ToArray());
         await receiver.ExpectAsync(CancellationToken.None, MigrationFrame.ImageEnd);
     }
+
+    /// <summary>
+    /// A receiver polls for data only as long as its budget lasts, in all, then waits for it: a peer silent for longer than
+    /// the budget costs the receiver's core only the budget, and the frame that comes at last is received all the same.
+    /// </summary>
+    [Fact]
+    public async Task A_receiver_polls_for_data_only_within_its_budget_and_then_waits()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        using var server = await listener.AcceptTcpClientAsync();
+        var sender = new MigrationChannel(client.GetStream());
+        var receiver = new MigrationChannel(server.GetStream()) { PollBudget = TimeSpan.FromMilliseconds(50) };
+
+        var first = Task.Run(() => receiver.ReceiveAsync());
+        await Task.Delay(400);
+        await sender.SendAsync(MigrationFrame.RoundEnd, new byte[] { 1, 0, 0, 0 });
+        Assert.Equal(MigrationFrame.RoundEnd, (await first.WaitAsync(TimeSpan.FromSeconds(10))).Type);
+        // The whole budget, and not the 400 ms of silence.
+        Assert.InRange(receiver.Polled, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(250));
+
+        var polled = receiver.Polled;
+        var second = Task.Run(() => receiver.ReceiveAsync());
+        await Task.Delay(100);
+        await sender.SendAsync(MigrationFrame.RoundEnd, new byte[] { 2, 0, 0, 0 });
+        Assert.Equal(MigrationFrame.RoundEnd, (await second.WaitAsync(TimeSpan.FromSeconds(10))).Type);
+        Assert.Equal(polled, receiver.Polled);
+    }
 }

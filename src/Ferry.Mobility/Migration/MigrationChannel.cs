@@ -413,6 +413,7 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         _scatter.AddRange(destinations);
         for (var left = bytes; left > 0;)
         {
+            PollForData();
             var received = await socket.ReceiveAsync(_scatter, SocketFlags.None).WaitAsync(cancel);
             if (received == 0) throw new MigrationProtocolException("the connection closed in the middle of a migration");
             left -= received;
@@ -453,8 +454,35 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         return frame;
     }
 
+    /// <summary>
+    /// How long, in all, receives may still poll the socket before they wait for data (see <see cref="PollForData"/>);
+    /// zero: they wait at once. A target sets it for a stop that is meant to be short.
+    /// </summary>
+    public TimeSpan PollBudget { get; set; }
+
+    /// <summary>Time receives spent polling so far.</summary>
+    public TimeSpan Polled { get; private set; }
+
+    /// <summary>
+    /// While <see cref="PollBudget"/> lasts, polls the socket until data is there, yielding the core between polls, rather
+    /// than wait: a wait is woken through the runtime's event thread and then a pool thread, and on 2 cores shared with
+    /// the sender the pool thread was seen queued behind it for 1.5 ms while the other core idled. A poller stays
+    /// runnable, so it runs on whichever core is free, and it yields to a sender that shares its core. Measured at 256 MiB
+    /// moderate, pre-copy, sets of 9 runs interleaved with sets without it: downtime over its frames bound, median 1.76
+    /// against 1.88, runs over 2 31 % against 41 % (72 and 54 runs); spinning instead of yielding was worse than waiting (2.83, 56 %).
+    /// </summary>
+    private void PollForData()
+    {
+        if (PollBudget <= Polled || _socket is null || _socket.Available > 0) return;
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        var left = PollBudget - Polled;
+        while (_socket.Available == 0 && System.Diagnostics.Stopwatch.GetElapsedTime(start) < left) Thread.Yield();
+        Polled += System.Diagnostics.Stopwatch.GetElapsedTime(start);
+    }
+
     private async Task ReadExactly(Memory<byte> buffer, CancellationToken cancel)
     {
+        PollForData();
         try
         {
             await stream.ReadExactlyAsync(buffer, cancel);

@@ -193,12 +193,18 @@ public static class MigrationTarget
                 if (type == MigrationFrame.Image)
                 {
                     if (restoring is not null) throw new MigrationProtocolException("a piece of the image after the final frames began");
-                    if (image.Length == 0) stageEntered?.Invoke(MigrationStage.StopAndCopy);
+                    if (image.Length == 0)
+                    {
+                        stageEntered?.Invoke(MigrationStage.StopAndCopy);
+                        // The stop of a converged pre-copy, or of post-copy and hybrid (no frames), lasts milliseconds; stop-and-copy's carries all of memory.
+                        if (strategy != MigrationStrategy.StopAndCopy) channel.PollBudget = StopPollBudget;
+                    }
                     stage = MigrationStage.StopAndCopy;
                     if (image.Length + piece.Length > MaxImageBytes) throw new MigrationProtocolException($"the process image exceeds {MaxImageBytes} bytes");
                     image.Write(piece.Span);
                 }
             }
+            channel.PollBudget = TimeSpan.Zero;
             stage = MigrationStage.Commitment;
             stageEntered?.Invoke(stage);
             restored = restoring is null ? Restore(image, restore, segments) : await restoring;
@@ -322,6 +328,12 @@ public static class MigrationTarget
                 // Only ahead of time: a function that fails to translate fails again, and is reported, where the restore or a call needs it.
             }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <summary>
+    /// How long in all a target may poll for the stop's image and final frames rather than wait for them (see
+    /// MigrationChannel.PollBudget): a stop that runs longer than a converged one costs a core only that long.
+    /// </summary>
+    private static readonly TimeSpan StopPollBudget = TimeSpan.FromMilliseconds(100);
 
     /// <summary>How long a stop-and-copy or post-copy target may translate before its Admit: the migration's total time grows by it.</summary>
     private static readonly TimeSpan TranslationBeforeAdmit = TimeSpan.FromMilliseconds(250);
