@@ -327,44 +327,51 @@ public sealed partial class FerryNode
         process.Aborted = (_, migration) => _decisions[migration] = false;
         using var abandon = new CancellationTokenSource();
         var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _outgoing[id] = new OutgoingMigration(id, request.To, abandon, ended.Task);
-        using (connection)
+        var outgoing = new OutgoingMigration(id, request.To, abandon, ended.Task);
+        _outgoing[id] = outgoing;
+        try
         {
-            try
+            using (connection)
             {
-                var stream = connection.GetStream();
-                await stream.WriteAsync(Hello(id, process.StopRequested), context.RequestAborted);
-                var report = await MigrationSource.MigrateAsync(stream, process, options, progress, _stopping.Token, abandon.Token);
-                lines.Writer.TryWrite(JsonSerializer.Serialize(new { report = Describe(report, Name, request.To) }, json));
+                try
+                {
+                    var stream = connection.GetStream();
+                    await stream.WriteAsync(Hello(id, process.StopRequested), context.RequestAborted);
+                    var report = await MigrationSource.MigrateAsync(stream, process, options, progress, _stopping.Token, abandon.Token);
+                    lines.Writer.TryWrite(JsonSerializer.Serialize(new { report = Describe(report, Name, request.To) }, json));
+                }
+                catch (MigrationAbortedException e)
+                {
+                    lines.Writer.TryWrite(JsonSerializer.Serialize(new { error = e.Message, stage = e.Stage.ToString(), committed = false }, json));
+                }
+                catch (MigrationAfterCommitException e)
+                {
+                    lines.Writer.TryWrite(JsonSerializer.Serialize(new { error = e.Message, stage = e.Stage.ToString(), committed = true }, json));
+                }
+                catch (IOException e)
+                {
+                    // The hello could not be written: nothing was offered, the process never stopped.
+                    lines.Writer.TryWrite(JsonSerializer.Serialize(new { error = $"the connection to {request.To} failed: {e.Message}", stage = nameof(MigrationStage.PreMigration), committed = false }, json));
+                }
             }
-            catch (MigrationAbortedException e)
+            if (process.State == ProcessState.Moved)
             {
-                lines.Writer.TryWrite(JsonSerializer.Serialize(new { error = e.Message, stage = e.Stage.ToString(), committed = false }, json));
-            }
-            catch (MigrationAfterCommitException e)
-            {
-                lines.Writer.TryWrite(JsonSerializer.Serialize(new { error = e.Message, stage = e.Stage.ToString(), committed = true }, json));
-            }
-            catch (IOException e)
-            {
-                // The hello could not be written: nothing was offered, the process never stopped.
-                lines.Writer.TryWrite(JsonSerializer.Serialize(new { error = $"the connection to {request.To} failed: {e.Message}", stage = nameof(MigrationStage.PreMigration), committed = false }, json));
-            }
-            finally
-            {
-                _outgoing.TryRemove(id, out _);
-                ended.TrySetResult();
+                // The source releases the process: its memory and handles go; its id now routes to the new node, and its
+                // output so far follows it there, so that the node running it holds one continuous log.
+                _processes.TryRemove(id, out _);
+                process.Wasi.Dispose();
+                process.Output.Close();
+                if (HomeOf(id) is { } home && home != Name && home != request.To) _ = TellHome(home, id, request.To);
+                lines.Writer.TryComplete();
+                // Still part of the migration, which a stopping node waits for: this node holds the only copy of that output
+                // (handed over unawaited, it was lost when the node stopped right after a post-copy push).
+                await SendEarlierOutput(member, id, process.Output, abandon.Token);
             }
         }
-        if (process.State == ProcessState.Moved)
+        finally
         {
-            // The source releases the process: its memory and handles go; its id now routes to the new node, and its
-            // output so far follows it there, so that the node running it holds one continuous log.
-            _processes.TryRemove(id, out _);
-            process.Wasi.Dispose();
-            process.Output.Close();
-            _ = SendEarlierOutput(member, id, process.Output);
-            if (HomeOf(id) is { } home && home != Name && home != request.To) _ = TellHome(home, id, request.To);
+            _outgoing.TryRemove(new KeyValuePair<string, OutgoingMigration>(id, outgoing));
+            ended.TrySetResult();
         }
         lines.Writer.TryComplete();
         await writer;
@@ -426,7 +433,8 @@ public sealed partial class FerryNode
         return dash > 0 ? id[..dash] : null;
     }
 
-    private async Task SendEarlierOutput(Member target, string id, OutputLog output)
+    /// <summary>Hands the output <paramref name="id"/> wrote here to the node it moved to, asking again for a while if that node does not know the process yet.</summary>
+    private async Task SendEarlierOutput(Member target, string id, OutputLog output, CancellationToken cancel)
     {
         var saved = new MemoryStream();
         output.SaveTo(saved);
@@ -437,14 +445,14 @@ public sealed partial class FerryNode
             // the output written here never reached it, and a reader that went on there skipped it. Asked again, briefly.
             for (var attempt = 0; ; attempt++)
             {
-                using var response = await _peers.PutAsync(uri, new ByteArrayContent(saved.ToArray()));
+                using var response = await _peers.PutAsync(uri, new ByteArrayContent(saved.ToArray()), cancel);
                 if (response.StatusCode != System.Net.HttpStatusCode.NotFound || attempt == EarlierOutputAttempts) return;
-                await Task.Delay(TimeSpan.FromMilliseconds(20 << Math.Min(attempt, 5)), _stopping.Token);
+                await Task.Delay(TimeSpan.FromMilliseconds(20 << Math.Min(attempt, 5)), cancel);
             }
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
         {
-            // The target stops waiting for it on its own; readers behind its start are served by this node meanwhile.
+            // The target stops waiting for it on its own (a stopping node gives the hand-over up with its drain's time).
         }
     }
 
