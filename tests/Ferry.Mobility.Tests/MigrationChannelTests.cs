@@ -7,6 +7,16 @@ namespace Ferry.Mobility.Tests;
 /// <summary>The frame layer alone: what a damaged frame header does, over a byte stream.</summary>
 public sealed class MigrationChannelTests
 {
+    /// <summary>The two ends of a TCP connection on 127.0.0.1.</summary>
+    private static async Task<(TcpClient Client, TcpClient Server)> Connected()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        return (client, await listener.AcceptTcpClientAsync());
+    }
+
     private static async Task<byte[]> SentBytes(MigrationFrame type, byte[] payload)
     {
         var wire = new MemoryStream();
@@ -62,11 +72,9 @@ public sealed class MigrationChannelTests
         await reference.SendAsync(MigrationFrame.Frames, [second]);
         await reference.SendAsync(MigrationFrame.ImageEnd, ReadOnlyMemory<byte>.Empty);
 
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var client = new TcpClient();
-        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
-        using var server = await listener.AcceptTcpClientAsync();
+        var (client, server) = await Connected();
+        using var sending = client;
+        using var receiving = server;
         var sender = new MigrationChannel(client.GetStream());
         await sender.SendChecksumAfterAsync(MigrationFrame.Frames, [first.AsMemory(0, 12), first.AsMemory(12)], CancellationToken.None);
         await sender.SendChecksumAfterAsync(MigrationFrame.Frames, [second], CancellationToken.None);
@@ -89,11 +97,9 @@ public sealed class MigrationChannelTests
     [Fact]
     public async Task A_receiver_polls_for_data_only_within_its_budget_and_then_waits()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var client = new TcpClient();
-        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
-        using var server = await listener.AcceptTcpClientAsync();
+        var (client, server) = await Connected();
+        using var sending = client;
+        using var receiving = server;
         var sender = new MigrationChannel(client.GetStream());
         var receiver = new MigrationChannel(server.GetStream()) { PollBudget = TimeSpan.FromMilliseconds(50) };
 
