@@ -76,8 +76,8 @@ public sealed class MigrationChannelTests
         using var sending = client;
         using var receiving = server;
         var sender = new MigrationChannel(client.GetStream());
-        await sender.SendChecksumAfterAsync(MigrationFrame.Frames, [first.AsMemory(0, 12), first.AsMemory(12)], CancellationToken.None);
-        await sender.SendChecksumAfterAsync(MigrationFrame.Frames, [second], CancellationToken.None);
+        await sender.SendAsync(MigrationFrame.Frames, [first.AsMemory(0, 12), first.AsMemory(12)], checksum: null, CancellationToken.None);
+        await sender.SendAsync(MigrationFrame.Frames, [second], checksum: null, CancellationToken.None);
         await sender.SendAsync(MigrationFrame.ImageEnd, ReadOnlyMemory<byte>.Empty);
         Assert.Equal(whole.Length, sender.BytesSent);
 

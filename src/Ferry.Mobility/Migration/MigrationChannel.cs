@@ -87,7 +87,7 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
     private readonly Socket? _socket = (stream as NetworkStream)?.Socket;
     private readonly List<ArraySegment<byte>> _gather = [];
     private long _sent;
-    // The trailer of the last frame sent ahead of its checksum (SendChecksumAfterAsync), not sent yet.
+    // The trailer of the last frame sent ahead of its checksum (SendAsync with none), not sent yet.
     private byte[] _owedTrailer = [];
 
     /// <summary>Sends one frame whose payload is the concatenation of <paramref name="pieces"/>, each written as it is.</summary>
@@ -118,31 +118,34 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
 
     /// <summary>
     /// As <see cref="SendAsync(MigrationFrame, IReadOnlyList{ReadOnlyMemory{byte}}, CancellationToken)"/>, with the payload's
-    /// <paramref name="checksum"/> computed beforehand (by <see cref="Checksum"/>, on another thread, over pieces that have not changed since).
+    /// <paramref name="checksum"/> computed beforehand (by <see cref="Checksum"/>, on another thread, over pieces that have
+    /// not changed since). Null: over a socket the frame goes ahead of its checksum, which is computed once the pieces have
+    /// gone: the kernel has just read them, so the checksum reads them from this core's cache, not from memory, and no
+    /// other thread need compute it beforehand. Its trailer then leads the next frame sent, which the caller sends at once:
+    /// the peer cannot finish this frame before. Only for pieces that cannot change before this returns (a held guest's memory).
     /// </summary>
-    internal async Task SendAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, uint checksum, CancellationToken cancel)
+    internal async Task SendAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, uint? checksum, CancellationToken cancel)
     {
         var length = 0L;
         foreach (var piece in pieces) length += piece.Length;
         if (length > MaxPayload) throw new ArgumentException($"a {type} frame of {length} bytes exceeds the limit of {MaxPayload}");
         var header = new byte[5];
         WriteHeader(header, type, (int)length);
-        var trailer = new byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(trailer, checksum);
         var owed = TakeOwedTrailer();
         using var limit = Limit(cancel);
         try
         {
-            if (_socket is not null && Gather(owed, header, pieces, trailer))
+            if (_socket is not null && Gather(owed, header, pieces, checksum is { } known ? Trailer(known) : []))
             {
-                await SendGatheredAsync(_socket, owed.Length + 9 + length, limit.Token);
+                await SendGatheredAsync(_socket, owed.Length + 5 + length + (checksum is null ? 0 : 4), limit.Token);
+                if (checksum is null) _owedTrailer = Trailer(Checksum(type, pieces));
             }
             else
             {
                 await stream.WriteAsync(owed, limit.Token);
                 await stream.WriteAsync(header, limit.Token);
                 foreach (var piece in pieces) await stream.WriteAsync(piece, limit.Token);
-                await stream.WriteAsync(trailer, limit.Token);
+                await stream.WriteAsync(Trailer(checksum ?? Checksum(type, pieces)), limit.Token);
                 await stream.FlushAsync(limit.Token);
             }
         }
@@ -151,6 +154,13 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
             throw GiveUp(cancel, "took in no complete frame");
         }
         Interlocked.Add(ref _sent, 9 + length);
+    }
+
+    private static byte[] Trailer(uint checksum)
+    {
+        var trailer = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer, checksum);
+        return trailer;
     }
 
     public async Task SendAsync(MigrationFrame type, ReadOnlyMemory<byte> payload, CancellationToken cancel = default)
@@ -224,42 +234,6 @@ public sealed class MigrationChannel(Stream stream, TimeSpan? patience = null)
         }
         if (trailer.Length > 0) _gather.Add(trailer);
         return true;
-    }
-
-    /// <summary>
-    /// Sends a frame of <paramref name="pieces"/> ahead of its checksum, which is computed once they have gone: the
-    /// kernel has just read them, so the checksum reads them from this core's cache, not from memory, and no other thread
-    /// need compute it beforehand. Its trailer leads the next frame sent, which the caller sends at once: the peer cannot
-    /// finish this frame before. Only for pieces that cannot change before this returns (a held guest's memory); without a
-    /// socket to gather over, the frame goes out whole.
-    /// </summary>
-    internal async Task SendChecksumAfterAsync(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces, CancellationToken cancel)
-    {
-        var length = 0L;
-        foreach (var piece in pieces) length += piece.Length;
-        if (length > MaxPayload) throw new ArgumentException($"a {type} frame of {length} bytes exceeds the limit of {MaxPayload}");
-        var header = new byte[5];
-        WriteHeader(header, type, (int)length);
-        var owed = TakeOwedTrailer();
-        if (_socket is null || !Gather(owed, header, pieces, []))
-        {
-            _owedTrailer = owed;
-            await SendAsync(type, pieces, cancel);
-            return;
-        }
-        using var limit = Limit(cancel);
-        try
-        {
-            await SendGatheredAsync(_socket, owed.Length + 5 + length, limit.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            throw GiveUp(cancel, "took in no complete frame");
-        }
-        var trailer = new byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(trailer, Checksum(type, pieces));
-        _owedTrailer = trailer;
-        Interlocked.Add(ref _sent, 9 + length);
     }
 
     private byte[] TakeOwedTrailer()

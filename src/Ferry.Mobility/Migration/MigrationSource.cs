@@ -427,8 +427,7 @@ public sealed class MigrationSource
     private async Task<long> FlushAsync(IReadOnlyList<ReadOnlyMemory<byte>> pieces, uint? checksum, Stopwatch clock, long bytesSoFar, CancellationToken cancel)
     {
         var before = _channel.BytesSent;
-        if (checksum is { } known) await _channel.SendAsync(MigrationFrame.Frames, pieces, known, cancel);
-        else await _channel.SendChecksumAfterAsync(MigrationFrame.Frames, pieces, cancel);
+        await _channel.SendAsync(MigrationFrame.Frames, pieces, checksum, cancel);
         var length = _channel.BytesSent - before;
         if (_options.BandwidthBytesPerSecond > 0)
         {
