@@ -44,10 +44,16 @@ public sealed class ProcessReleaseTests : IDisposable
         return (process, new WeakReference(instance.Memory));
     }
 
-    private static void WaitUntilEnded(HostedProcess process)
+    /// <summary>
+    /// Runs the process until it has ended, then stops the worker: the state reads Finished before the worker has closed
+    /// the log and given back the memory, and joining the worker waits for both.
+    /// </summary>
+    private void RunToTheEnd(HostedProcess process)
     {
+        _scheduler.Enqueue(process);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (!process.Ended && DateTime.UtcNow < deadline) Thread.Sleep(10);
+        StopScheduler();
         Assert.Equal(ProcessState.Finished, process.State);
     }
 
@@ -63,15 +69,13 @@ public sealed class ProcessReleaseTests : IDisposable
     public void A_finished_process_keeps_its_record_and_gives_back_its_memory()
     {
         var (process, memory) = Launch();
-        _scheduler.Enqueue(process);
-        WaitUntilEnded(process);
+        RunToTheEnd(process);
         Assert.Equal(0, process.ExitCode);
         Assert.True(process.InstructionsExecuted > 1_000_000, $"{process.InstructionsExecuted} instructions");
         var (chunks, closed) = process.Output.Read(0, 0, TimeSpan.Zero);
         Assert.True(closed);
         Assert.Contains("dirtier: 8 MiB, 20 iterations", System.Text.Encoding.UTF8.GetString(chunks.Where(c => c.Stream == 1).SelectMany(c => c.Data).ToArray()));
         Assert.Throws<InvalidOperationException>(() => process.Instance);
-        StopScheduler();
         Assert.True(Collected(memory), "the ended process's memory is still reachable");
     }
 
@@ -81,9 +85,7 @@ public sealed class ProcessReleaseTests : IDisposable
         var (process, memory) = Launch();
         Assert.True(process.TryBeginMigration());
         Assert.False(process.TryBeginMigration(), "a second migration claimed the process");
-        _scheduler.Enqueue(process);
-        WaitUntilEnded(process);
-        StopScheduler();
+        RunToTheEnd(process);
         Assert.NotNull(process.Instance.Memory);
         Assert.False(Collected(memory));
         process.EndMigration();
