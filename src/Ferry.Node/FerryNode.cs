@@ -425,16 +425,14 @@ public sealed partial class FerryNode : IAsyncDisposable
                 continue;
             }
             Interlocked.Add(ref _moduleBytesPulled, bytes.Length);
-            if (Ferry.Mobility.Snapshots.SnapshotWriter.Hash(bytes) != hash) return (null, $"{address} sent a module whose SHA-256 is not {hash}: refused");
             try
             {
-                Code.Put(bytes);
+                return Code.PutExpected(bytes, hash) is { } module ? (module, null) : (null, $"{address} sent a module whose SHA-256 is not {hash}: refused");
             }
             catch (WasmException e)
             {
                 return (null, $"the module from {address} is not valid: {e.Message}");
             }
-            return (Code.Get(hash), null);
         }
         return (null, null);
     }

@@ -22,4 +22,23 @@ public sealed class CodeStoreTests : IDisposable
         File.WriteAllBytes(file, [0, 0x61, 0x73, 0x6D, 9, 0, 0, 0]);
         Assert.Null(new CodeStore(_directory.FullName).Get(hash));
     }
+
+    [Fact]
+    public void A_module_fetched_as_a_hash_is_kept_only_if_its_bytes_hash_to_it()
+    {
+        var store = new CodeStore(_directory.FullName);
+        var hello = File.ReadAllBytes(Guests.Wasm("hello"));
+        var helloHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(hello));
+        var dirtier = File.ReadAllBytes(Guests.Wasm("dirtier"));
+
+        // A peer that answers with another module than the one asked for: refused, and nothing stored under either name.
+        Assert.Null(store.PutExpected(dirtier, helloHash));
+        Assert.Null(store.Get(helloHash));
+        Assert.Empty(_directory.GetFiles());
+
+        var kept = store.PutExpected(hello, helloHash);
+        Assert.Equal(helloHash, kept!.Hash);
+        Assert.Same(kept, store.Get(helloHash));
+        Assert.Equal(hello, File.ReadAllBytes(Path.Combine(_directory.FullName, helloHash + ".wasm")));
+    }
 }

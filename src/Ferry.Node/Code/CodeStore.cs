@@ -14,23 +14,35 @@ public sealed class CodeStore
         Directory.CreateDirectory(directory);
     }
 
-    /// <summary>Validates and stores a module; returns its hash. Throws <see cref="WasmException"/> for a bad module.</summary>
-    public string Put(byte[] bytes)
+    /// <summary>Decodes and stores a module; returns its hash. Throws <see cref="WasmException"/> for a bad module.</summary>
+    public string Put(byte[] bytes) => Keep(Module.Load(bytes)).Hash;
+
+    /// <summary>
+    /// Stores a module fetched from a peer as <paramref name="hash"/>: null, and nothing stored, unless its bytes hash to it.
+    /// Hashed once, by the module, which keeps the hash (checked beforehand too, CPython's 26 MB were hashed twice in a
+    /// migration's admission). Throws <see cref="WasmException"/> for a bad module.
+    /// </summary>
+    public Module? PutExpected(byte[] bytes, string hash)
     {
         var module = Module.Load(bytes);
+        return module.Hash == hash ? Keep(module) : null;
+    }
+
+    private Module Keep(Module module)
+    {
         var hash = module.Hash;
         lock (_loaded)
         {
-            if (_loaded.ContainsKey(hash)) return hash;
+            if (_loaded.TryGetValue(hash, out var kept)) return kept;
             var path = Path.Combine(_directory, hash + ".wasm");
             if (!File.Exists(path))
             {
-                File.WriteAllBytes(path + ".partial", bytes);
+                File.WriteAllBytes(path + ".partial", module.Bytes.Span);
                 File.Move(path + ".partial", path, overwrite: true);
             }
             _loaded[hash] = module;
         }
-        return hash;
+        return module;
     }
 
     /// <summary>A stored module by hash, verified against its name when read from disk.</summary>
