@@ -19,8 +19,8 @@ public sealed class CodeStore
 
     /// <summary>
     /// Stores a module fetched from a peer as <paramref name="hash"/>: null, and nothing stored, unless its bytes hash to it.
-    /// Hashed once, by the module, which keeps the hash (checked beforehand too, CPython's 26 MB were hashed twice in a
-    /// migration's admission). Throws <see cref="WasmException"/> for a bad module.
+    /// The bytes are hashed once, by the module, which keeps the hash: hashed by the caller first as well, CPython's 26 MB
+    /// were hashed twice in a migration's admission. Throws <see cref="WasmException"/> for a bad module.
     /// </summary>
     public Module? PutExpected(byte[] bytes, string hash)
     {
