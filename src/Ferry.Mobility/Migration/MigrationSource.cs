@@ -234,7 +234,7 @@ public sealed class MigrationSource
     {
         var configuration = _process.Wasi.Configuration;
         var directories = configuration.Preopens.Select(p => Encoding.UTF8.GetBytes(p.HostPath)).ToList();
-        var offer = new byte[MigrationTarget.OfferFixedBytes + 2 + directories.Sum(d => 2 + d.Length) + 2 + 2 + 4 * onStack.Length];
+        var offer = new byte[MigrationTarget.OfferFixedBytes + 2 + directories.Sum(d => 2 + d.Length) + 2 + FunctionsOnStackBytes(onStack)];
         id.TryWriteBytes(offer);
         Convert.FromHexString(_process.Module.Hash).CopyTo(offer, 16);
         BinaryPrimitives.WriteUInt32LittleEndian(offer.AsSpan(48), Memory?.Pages ?? 0);
@@ -250,9 +250,17 @@ public sealed class MigrationSource
         }
         BinaryPrimitives.WriteUInt16LittleEndian(offer.AsSpan(at), (ushort)configuration.Listeners.Count);
         at += 2;
-        BinaryPrimitives.WriteUInt16LittleEndian(offer.AsSpan(at), (ushort)onStack.Length);
-        for (var i = 0; i < onStack.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(offer.AsSpan(at + 2 + 4 * i), onStack[i]);
+        WriteFunctionsOnStack(offer.AsSpan(at), onStack);
         return offer;
+    }
+
+    private static int FunctionsOnStackBytes(uint[] functions) => 2 + 4 * functions.Length;
+
+    /// <summary>Functions on a call stack as the offer and a FunctionsOnStack message list them (the target's ParseFunctionsOnStack): u16 count, then a u32 index each.</summary>
+    private static void WriteFunctionsOnStack(Span<byte> list, uint[] functions)
+    {
+        BinaryPrimitives.WriteUInt16LittleEndian(list, (ushort)functions.Length);
+        for (var i = 0; i < functions.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(list[(2 + 4 * i)..], functions[i]);
     }
 
     private async Task AbortAsync(Guid id, string reason)
@@ -335,9 +343,8 @@ public sealed class MigrationSource
     {
         var fresh = onStack.Where(_namedToTarget.Add).ToArray();
         if (fresh.Length == 0) return;
-        var payload = new byte[2 + 4 * fresh.Length];
-        BinaryPrimitives.WriteUInt16LittleEndian(payload, (ushort)fresh.Length);
-        for (var i = 0; i < fresh.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(payload.AsSpan(2 + 4 * i), fresh[i]);
+        var payload = new byte[FunctionsOnStackBytes(fresh)];
+        WriteFunctionsOnStack(payload, fresh);
         await _channel.SendAsync(MigrationFrame.FunctionsOnStack, payload, cancel);
     }
 
