@@ -1,6 +1,8 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Ferry.Mobility.Snapshots;
 
@@ -15,6 +17,8 @@ public struct Crc32C
     // Lanes up to this long keep their shift constant, so that joining them costs two multiplications, not a squaring chain.
     private const int MaxCachedLane = 64 << 10;
     private static readonly uint[] LaneShifts = new uint[(MaxCachedLane >> 3) + 1];
+    // The CRC instruction multiplies what it reads by x^32 and a carry-less product of two reflected values carries one more x.
+    private const int CarrylessShiftBits = 33;
 
     private uint _state = ~0u;
 
@@ -64,25 +68,41 @@ public struct Crc32C
             rc = BitOperations.Crc32C(rc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, at)));
         }
         var shift = LaneShift(lane);
-        return OneLane(Multiply(Multiply(ra, shift) ^ rb, shift) ^ rc, data[(3 * lane)..]);
+        return OneLane(Shift(Shift(ra, shift) ^ rb, shift) ^ rc, data[(3 * lane)..]);
     }
 
-    /// <summary>x^(8·<paramref name="lane"/>) modulo the polynomial, computed once per lane length up to <see cref="MaxCachedLane"/>.</summary>
+    /// <summary>
+    /// <paramref name="register"/>·x^(8·lane) modulo the polynomial, given the lane's <see cref="LaneShift"/>: with a
+    /// carry-less multiplier, one multiplication and one CRC instruction (the bitwise product cost half a 4 KiB frame's lanes).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Shift(uint register, uint shift)
+    {
+        if (!Pclmulqdq.IsSupported) return Multiply(register, shift);
+        var product = Pclmulqdq.CarrylessMultiply(Vector128.CreateScalar((ulong)register), Vector128.CreateScalar((ulong)shift), 0);
+        return BitOperations.Crc32C(0u, product.ToScalar());
+    }
+
+    /// <summary>
+    /// The constant <see cref="Shift"/> multiplies by to move a register past <paramref name="lane"/> bytes: x^(8·lane), less
+    /// the x^33 the carry-less path adds. Computed once per lane length up to <see cref="MaxCachedLane"/>.
+    /// </summary>
     private static uint LaneShift(int lane)
     {
-        if (lane > MaxCachedLane) return PowerOfX(lane);
+        var bits = 8L * lane - (Pclmulqdq.IsSupported ? CarrylessShiftBits : 0);
+        if (lane > MaxCachedLane) return PowerOfX(bits);
         // Never 0 once computed (the polynomial is irreducible), and a racing thread computes the same value.
         ref var cached = ref LaneShifts[lane >> 3];
-        if (cached == 0) cached = PowerOfX(lane);
+        if (cached == 0) cached = PowerOfX(bits);
         return cached;
     }
 
-    /// <summary>x^(8·bytes) modulo the polynomial, by squaring.</summary>
-    private static uint PowerOfX(long bytes)
+    /// <summary>x^<paramref name="bits"/> modulo the polynomial, by squaring.</summary>
+    private static uint PowerOfX(long bits)
     {
         var result = 1u << 31;
-        var square = 1u << 23;
-        for (var n = bytes; n > 0; n >>= 1)
+        var square = 1u << 30;
+        for (var n = bits; n > 0; n >>= 1)
         {
             if ((n & 1) != 0) result = Multiply(result, square);
             square = Multiply(square, square);
