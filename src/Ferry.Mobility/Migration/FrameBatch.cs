@@ -3,6 +3,20 @@ using Ferry.Engine.Memory;
 
 namespace Ferry.Mobility.Migration;
 
+/// <summary>What a Frames message does with a frame that is all zero.</summary>
+internal enum ZeroFrames
+{
+    /// <summary>Left out: the target's memory is zero where nothing was sent (round 0, stop-and-copy).</summary>
+    Skipped,
+    /// <summary>Sent as its number, flagged, without its bytes (later rounds, post-copy).</summary>
+    Flagged,
+    /// <summary>
+    /// Not looked for: every frame goes with its bytes (pre-copy's stop). The check reads each frame from memory before the
+    /// kernel does, and there it cost 0.13 ms per MiB of a 0.9 ms per MiB stop, to spare the bytes of a rare dirtied zero frame.
+    /// </summary>
+    Sent,
+}
+
 /// <summary>
 /// The payload of a Frames message: a count, the frame numbers (u32 each; bit 31 set: the frame is all zero and has no
 /// bytes), then the 4096 bytes of each other frame in the same order. Numbers come first so that the bytes of adjacent
@@ -46,14 +60,14 @@ internal sealed class FrameBatch(bool gathered)
 
     /// <summary>
     /// Adds frame <paramref name="frame"/> of <paramref name="memory"/>; returns false (and adds nothing) for an all-zero
-    /// frame when <paramref name="skipZero"/>. With <paramref name="inPlace"/> (the guest is held and its memory cannot
-    /// change before the message is sent) long runs of adjacent frames are not copied.
+    /// frame when <paramref name="zeros"/> says they are skipped. With <paramref name="inPlace"/> (the guest is held and its
+    /// memory cannot change before the message is sent) long runs of adjacent frames are not copied.
     /// </summary>
-    public bool Add(LinearMemory memory, long frame, bool skipZero, bool inPlace)
+    public bool Add(LinearMemory memory, long frame, ZeroFrames zeros, bool inPlace)
     {
         var contents = memory.Frame(frame);
-        var zero = contents.IndexOfAnyExcept((byte)0) < 0;
-        if (zero && skipZero) return false;
+        var zero = zeros != ZeroFrames.Sent && contents.IndexOfAnyExcept((byte)0) < 0;
+        if (zero && zeros == ZeroFrames.Skipped) return false;
         BinaryPrimitives.WriteUInt32LittleEndian(_numbers.AsSpan(4 + Count * 4), (uint)frame | (zero ? ZeroFlag : 0));
         Count++;
         if (zero) return true;

@@ -138,10 +138,10 @@ public sealed class MigrationSource
             switch (_options.Strategy)
             {
                 case MigrationStrategy.StopAndCopy:
-                    stopFrames = await SendFramesAsync(AllFrames(frameCount), skipZero: true, inPlace: true, cancel);
+                    stopFrames = await SendFramesAsync(AllFrames(frameCount), ZeroFrames.Skipped, inPlace: true, cancel);
                     break;
                 case MigrationStrategy.PreCopy when remaining is not null:
-                    stopFrames = await SendFramesAsync(Union(remaining, dirty!), skipZero: false, inPlace: true, cancel);
+                    stopFrames = await SendFramesAsync(Union(remaining, dirty!), ZeroFrames.Sent, inPlace: true, cancel);
                     break;
                 case MigrationStrategy.PostCopy:
                     // Every frame is to come: the push sends an all-zero one as its bare number, and scanning for them now would lengthen the downtime.
@@ -295,7 +295,7 @@ public sealed class MigrationSource
             var clock = Stopwatch.StartNew();
             var bytesBefore = _channel.BytesSent;
             var zeroBefore = _zeroSkipped;
-            var sent = await SendFramesAsync(toSend, skipZero: round == 0, inPlace: false, cancel);
+            var sent = await SendFramesAsync(toSend, round == 0 ? ZeroFrames.Skipped : ZeroFrames.Flagged, inPlace: false, cancel);
             var number = new byte[4];
             BinaryPrimitives.WriteInt32LittleEndian(number, round);
             await _channel.SendAsync(MigrationFrame.RoundEnd, number, cancel);
@@ -356,7 +356,7 @@ public sealed class MigrationSource
     /// Sends the frames set in <paramref name="frames"/>, in batches, at most at the configured bandwidth; returns how many
     /// were sent. <paramref name="inPlace"/>: the guest is held, so its frames go out uncopied.
     /// <para>
-    /// A scan for zero frames (<paramref name="skipZero"/>: round 0, stop-and-copy) reads the whole memory: the next batch
+    /// A scan for zero frames to skip (round 0, stop-and-copy) reads the whole memory: the next batch
     /// is scanned, copied and checksummed on another core while the kernel sends this one. One thread doing both held a
     /// 256 MiB round 0 to 2.5 GB/s, a third of its time in reading cold guest memory, and the stop-and-copy of 256 MiB
     /// took 170-220 ms instead of 130.
@@ -367,7 +367,7 @@ public sealed class MigrationSource
     /// the target's receive, read the frames from memory, and the send waited for it: 0.7-3.1 ms of a 4-10 ms stop.
     /// </para>
     /// </summary>
-    private async Task<long> SendFramesAsync(ulong[] frames, bool skipZero, bool inPlace, CancellationToken cancel)
+    private async Task<long> SendFramesAsync(ulong[] frames, ZeroFrames zeros, bool inPlace, CancellationToken cancel)
     {
         var memory = Memory;
         if (memory is null) return 0;
@@ -383,12 +383,12 @@ public sealed class MigrationSource
             {
                 left--;
                 if (next.Current >= memory.FrameCount) continue;
-                if (batch.Add(memory, next.Current, skipZero, inPlace)) sent++;
+                if (batch.Add(memory, next.Current, zeros, inPlace)) sent++;
                 else _zeroSkipped++;
             }
             return batch;
         }
-        if (inPlace && !skipZero)
+        if (inPlace && zeros == ZeroFrames.Sent)
         {
             for (var flushes = 1; Fill(_batch, flushes == 1 ? FirstStopMessageFrames : FrameBatch.MaxFrames) is { Count: > 0 } batch; flushes++)
             {
@@ -564,7 +564,7 @@ public sealed class MigrationSource
             while (requests.Reader.TryRead(out var wanted))
             {
                 if (!Take(pending, wanted)) continue;
-                _batch.Add(memory!, wanted, skipZero: false, inPlace: true);
+                _batch.Add(memory!, wanted, ZeroFrames.Flagged, inPlace: true);
                 left--;
                 // Locality: the frames after a fault are the likeliest next ones.
                 cursor = wanted + 1;
@@ -601,7 +601,7 @@ public sealed class MigrationSource
                 var next = NextSet(pending, cursor);
                 if (next < 0) next = NextSet(pending, 0);
                 Take(pending, next);
-                _batch.Add(memory!, next, skipZero: false, inPlace: true);
+                _batch.Add(memory!, next, ZeroFrames.Flagged, inPlace: true);
                 left--;
                 cursor = next + 1;
             }
