@@ -292,10 +292,6 @@ internal static class MigrationBench
     /// <summary>One migration, and the raw rate of a plain connection measured just before it, in the same state of the machine.</summary>
     private static (MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
     {
-        // The previous run's two memories are collected now, not in this run: a full collection set off by them paused
-        // 3.4-6.5 ms inside 3 of 54 traced pre-copy stops at 256 MiB.
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
         var module = Module.Load(bytes);
         var wasi = new WasiProcess(new WasiConfiguration
         {
