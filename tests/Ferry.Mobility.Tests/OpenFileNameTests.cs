@@ -22,7 +22,7 @@ public sealed class OpenFileNameTests
 
     private static (Guests.Result Run, string Snapshot) RunAndStop(string mode)
     {
-        var directory = Directory.CreateTempSubdirectory("ferry-open-file-").FullName;
+        var directory = TemporaryDirectories.Create("ferry-open-file-");
         var snapshot = Path.Combine(directory, "stopped.snap");
         var data = Directory.CreateDirectory(Path.Combine(directory, "data")).FullName;
         var run = Guests.Ferry(["run", "--dir", $"{data}::.", "--pause-after-instructions", StopInTheLoop.ToString(), "--snapshot", snapshot, Guests.Wasm("open_renamed"), mode]);
@@ -32,7 +32,7 @@ public sealed class OpenFileNameTests
     [Fact]
     public void A_file_renamed_while_open_is_reopened_at_its_new_name_and_the_output_equals_the_native_run()
     {
-        var native = Guests.NativeRun("open_renamed", ["rename"], workingDirectory: Directory.CreateTempSubdirectory("ferry-open-file-native-").FullName);
+        var native = Guests.NativeRun("open_renamed", ["rename"], workingDirectory: TemporaryDirectories.Create("ferry-open-file-native-"));
         var (run, snapshot) = RunAndStop("rename");
         Assert.Equal(85, run.ExitCode);
         var resumed = Guests.Ferry(["resume", snapshot]);
@@ -45,7 +45,7 @@ public sealed class OpenFileNameTests
     [InlineData("replace")]
     public void A_file_whose_name_is_gone_is_carried_by_value_and_the_output_equals_the_native_run(string mode)
     {
-        var native = Guests.NativeRun("open_renamed", [mode], workingDirectory: Directory.CreateTempSubdirectory("ferry-open-file-native-").FullName);
+        var native = Guests.NativeRun("open_renamed", [mode], workingDirectory: TemporaryDirectories.Create("ferry-open-file-native-"));
         var (run, snapshot) = RunAndStop(mode);
         Assert.Equal(85, run.ExitCode);
         var inspected = Guests.Ferry(["snapshot", "inspect", snapshot]);
@@ -71,8 +71,8 @@ public sealed class OpenFileNameTests
     /// <summary>open_renamed in <paramref name="mode"/>, run past its opens and unlink into its loop, then held on a sliced host.</summary>
     private static (SlicedProcess Source, Module Module, MemoryStream Console, string Native) StartHeld(string mode)
     {
-        var data = Directory.CreateTempSubdirectory("ferry-open-file-").FullName;
-        var native = Guests.NativeRun("open_renamed", [mode], workingDirectory: Directory.CreateTempSubdirectory("ferry-open-file-native-").FullName);
+        var data = TemporaryDirectories.Create("ferry-open-file-");
+        var native = Guests.NativeRun("open_renamed", [mode], workingDirectory: TemporaryDirectories.Create("ferry-open-file-native-"));
         var module = Module.Load(File.ReadAllBytes(Guests.Wasm("open_renamed")));
         var console = new MemoryStream();
         var wasi = new WasiProcess(new WasiConfiguration { Arguments = ["open_renamed", mode], Stdout = console, Preopens = [new Preopen(data, ".")] });

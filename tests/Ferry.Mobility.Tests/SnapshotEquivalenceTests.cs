@@ -56,7 +56,7 @@ public sealed class SnapshotEquivalenceTests
         return execution.InstructionsExecuted;
     }
 
-    private static string Fresh(Case c) => c.NeedsDirectory ? Directory.CreateTempSubdirectory("ferry-snap-").FullName : "";
+    private static string Fresh(Case c) => c.NeedsDirectory ? TemporaryDirectories.Create("ferry-snap-") : "";
 
     private static Guests.Result Uninterrupted(Case c)
     {

@@ -10,7 +10,7 @@ public sealed class CommandLineTests
 {
     private static string WriteModule(string wat)
     {
-        var path = Path.Combine(Directory.CreateTempSubdirectory("ferry-module-").FullName, "module.wasm");
+        var path = Path.Combine(TemporaryDirectories.Create("ferry-module-"), "module.wasm");
         File.WriteAllBytes(path, Wat.ToWasm(wat));
         return path;
     }
@@ -43,7 +43,7 @@ public sealed class CommandLineTests
     [Fact]
     public void A_malformed_module_is_reported_with_exit_2()
     {
-        var path = Path.GetTempFileName();
+        var path = TemporaryDirectories.Remember(Path.GetTempFileName());
         File.WriteAllBytes(path, [0x00, 0x61, 0x73, 0x6D, 0x02, 0x00, 0x00, 0x00]);
         var result = Guests.Ferry(["run", path]);
         Assert.Equal(2, result.ExitCode);

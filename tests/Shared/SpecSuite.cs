@@ -14,7 +14,7 @@ public static class SpecSuite
     /// <summary>The suite directory, or null: $FERRY_WASM_TESTSUITE, else shared/wasm-testsuite in an ancestor directory.</summary>
     public static string? Directory { get; } = Locate();
 
-    private static readonly string ConvertedRoot = Path.Combine(Path.GetTempPath(), $"ferry-spec-{Environment.ProcessId}");
+    private static readonly string ConvertedRoot = TemporaryDirectories.Create("ferry-spec-");
 
     private static string? Locate()
     {
