@@ -25,7 +25,10 @@ namespace Ferry.Bench;
 /// carried, chosen at random (as the dirtier dirties them), from the source guest's memory into the same places of the
 /// target's, 256 to a gathered write and a scattered read: the raw transfer of a dirty set from memory to memory, with no
 /// protocol and no checksum. "x frames" is the median over the runs of each run's downtime over its own frames bound.
-/// "mem MB/s" is the working-set transfer sent from the guest's memory instead of a hot buffer.
+/// "mem MB/s" is the working-set transfer sent from the guest's memory instead of a hot buffer. For stop-copy, "x raw" is
+/// the median over the runs of each run's data rate (frames over downtime) over the raw rate measured just before it: one
+/// run's raw rate moves by a factor of three from one run to the next here, so it is paired with its own run, as each
+/// downtime is with its own frames bound.
 /// </summary>
 internal static class MigrationBench
 {
@@ -48,7 +51,7 @@ internal static class MigrationBench
         }
         var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
         var rows = new List<Dictionary<string, object?>>();
-        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"x frames",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"mem MB/s",9}");
+        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"x frames",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"x raw",6} {"mem MB/s",9}");
         // Warm-up (not reported): the JIT compiles the migration path once, as a node's own warm-up does when it starts.
         MigrationWarmUp.RunAsync().GetAwaiter().GetResult();
         foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy })
@@ -71,19 +74,21 @@ internal static class MigrationBench
                     {
                         Console.Error.Write($"bench: dirtier {mib} MiB {load} {strategy}, run {run} of {repeat}: ");
                         runs.Add(Migrate(bytes, mib, arguments, strategy));
-                        var (done, _, _, doneBound, doneFramesBound) = runs[^1];
-                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms, frames bound {doneFramesBound * 1000:N2} ms ({done.StopFrames} frames)");
+                        var (done, doneRaw, _, doneBound, doneFramesBound) = runs[^1];
+                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms, frames bound {doneFramesBound * 1000:N2} ms ({done.StopFrames} frames), raw {doneRaw / 1e6:N0} MB/s");
                     }
                     // Each run's downtime against its own frames bound, since the final dirty set differs from run to run.
                     var ratios = runs.Select(r => r.Report.Downtime.TotalSeconds / r.FramesBound).Order().ToList();
                     var ratio = ratios[ratios.Count / 2];
+                    var overRaw = runs.Select(r => DataRate(r.Report) / r.Raw).Order().ToList()[runs.Count / 2];
                     runs.Sort((a, b) => a.Report.Downtime.CompareTo(b.Report.Downtime));
                     var (report, raw, rawFromMemory, stopBound, framesBound) = runs[runs.Count / 2];
                     var totalBound = (mib << 20) / raw * 1000;
                     var downtimeBound = stopBound * 1000;
                     var downtimeFramesBound = framesBound * 1000;
-                    var dataRate = strategy == MigrationStrategy.StopAndCopy ? report.StopFrames * 4096.0 / report.Downtime.TotalSeconds / 1e6 : double.NaN;
-                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {ratio,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked?.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {rawFromMemory / 1e6,9:N0}");
+                    var stopCopy = strategy == MigrationStrategy.StopAndCopy;
+                    var dataRate = stopCopy ? DataRate(report) / 1e6 : double.NaN;
+                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {ratio,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked?.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {(stopCopy ? overRaw.ToString("N2") : "-"),6} {rawFromMemory / 1e6,9:N0}");
                     rows.Add(new()
                     {
                         ["mib"] = mib, ["load"] = load, ["strategy"] = Name(strategy),
@@ -92,7 +97,7 @@ internal static class MigrationBench
                         ["bytesSent"] = report.BytesSent, ["rounds"] = report.Rounds.Count, ["stopFrames"] = report.StopFrames,
                         ["postCopyFaults"] = report.PostCopyFaults, ["postCopyBlockedMs"] = report.PostCopyBlocked?.TotalMilliseconds,
                         ["framesSentTwice"] = report.FramesSentTwice, ["rawMBps"] = raw / 1e6, ["rawFromMemoryMBps"] = rawFromMemory / 1e6,
-                        ["stopCopyDataMBps"] = double.IsNaN(dataRate) ? 0 : dataRate, ["runs"] = repeat,
+                        ["stopCopyDataMBps"] = double.IsNaN(dataRate) ? 0 : dataRate, ["stopCopyDataOverRaw"] = stopCopy ? overRaw : null, ["runs"] = repeat,
                     });
                 }
             }
@@ -100,6 +105,9 @@ internal static class MigrationBench
         if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
     }
+
+    /// <summary>Bytes per second of memory frames a stop-and-copy moved: its frames over its downtime.</summary>
+    private static double DataRate(MigrationReport report) => report.StopFrames * 4096.0 / report.Downtime.TotalSeconds;
 
     /// <summary>Bytes the downtime must carry: the execution state, and for stop-copy and pre-copy the final frames with their numbers.</summary>
     private static long StopBytes(MigrationReport report, MigrationStrategy strategy) =>
