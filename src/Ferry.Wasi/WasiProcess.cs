@@ -257,7 +257,7 @@ public sealed partial class WasiProcess : IDisposable
                 context.Suspend(DateTime.UtcNow + pause);
                 return Errno.Success;
             }
-            Thread.Sleep(pause);
+            PreciseSleep.For(pause);
         }
     }
 

@@ -83,11 +83,11 @@ public sealed class SlicedProcess : IMigratableProcess
             {
                 case ExecutionStatus.OutOfFuel or ExecutionStatus.Paused:
                     // Auto-converge: a guest held to a share of its speed sleeps for the rest of its slice's time.
-                    if (share < 1) Thread.Sleep(clock.Elapsed * (1 / share - 1));
+                    if (share < 1) PreciseSleep.For(clock.Elapsed * (1 / share - 1));
                     break;
                 case ExecutionStatus.HostSuspended:
                     var wait = (Execution.WakeAt ?? DateTime.UtcNow) - DateTime.UtcNow;
-                    if (wait > TimeSpan.Zero) Thread.Sleep(wait < TimeSpan.FromMilliseconds(50) ? wait : TimeSpan.FromMilliseconds(50));
+                    PreciseSleep.For(wait < TimeSpan.FromMilliseconds(50) ? wait : TimeSpan.FromMilliseconds(50));
                     break;
                 case ExecutionStatus.FrameAbsent:
                     FaultWaits++;

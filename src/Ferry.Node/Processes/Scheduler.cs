@@ -16,6 +16,7 @@ public sealed class Scheduler : IDisposable
     private readonly BlockingCollection<HostedProcess> _runQueue = [];
     private readonly Thread[] _workers;
     private readonly long _sliceFuel;
+    private readonly WakeTimer _wakeTimer = new();
 
     public Scheduler(int workers, long sliceFuel)
     {
@@ -135,16 +136,15 @@ public sealed class Scheduler : IDisposable
 
     private void Park(HostedProcess process, DateTime wakeAt)
     {
-        var delay = wakeAt - DateTime.UtcNow;
         var wake = new CancellationTokenSource();
         process.Parked = wake;
-        // Not disposed: a Wake racing with the end of the delay may still cancel it (a disposed one threw, and the
+        // Not disposed: a Wake racing with the end of the wait may still cancel it (a disposed one threw, and the
         // exception escaped an aborted migration's rollback); without a timer it holds nothing to release.
-        Task.Delay(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, wake.Token).ContinueWith(_ =>
+        _wakeTimer.Add(wakeAt, wake, () =>
         {
             process.Parked = null;
             Enqueue(process);
-        }, TaskScheduler.Default);
+        });
     }
 
     private static void End(HostedProcess process, ProcessState state)
@@ -157,6 +157,7 @@ public sealed class Scheduler : IDisposable
 
     public void Dispose()
     {
+        _wakeTimer.Dispose();
         _runQueue.CompleteAdding();
         foreach (var worker in _workers) worker.Join(TimeSpan.FromSeconds(5));
         _runQueue.Dispose();
