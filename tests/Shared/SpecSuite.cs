@@ -14,7 +14,15 @@ public static class SpecSuite
     /// <summary>The suite directory, or null: $FERRY_WASM_TESTSUITE, else shared/wasm-testsuite in an ancestor directory.</summary>
     public static string? Directory { get; } = Locate();
 
-    private static readonly string ConvertedRoot = TemporaryDirectories.Create("ferry-spec-");
+    // In the test project's output directory, which one test process uses at a time: the runner may kill a test process
+    // before an exit handler has removed a temporary directory, and one left here is cleared by the next run.
+    private static readonly string ConvertedRoot = Cleared(Path.Combine(AppContext.BaseDirectory, "converted-spec"));
+
+    private static string Cleared(string path)
+    {
+        if (System.IO.Directory.Exists(path)) System.IO.Directory.Delete(path, recursive: true);
+        return path;
+    }
 
     private static string? Locate()
     {

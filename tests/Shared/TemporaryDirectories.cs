@@ -3,8 +3,8 @@ using System.Collections.Concurrent;
 namespace Ferry.Tests.Shared;
 
 /// <summary>
-/// Temporary directories that tests hand to `ferry` processes and then leave to them. Each one is removed when the test
-/// process exits, so a test run leaves nothing in the temporary folder. (Before this, each run left about 600.)
+/// Temporary directories that tests hand to `ferry` processes and then leave to them, removed when the test process exits
+/// (a test run left about 600 behind before). A test process that the runner kills before its exit handlers ran keeps them.
 /// </summary>
 public static class TemporaryDirectories
 {
