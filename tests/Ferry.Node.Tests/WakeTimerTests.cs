@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Ferry.Node.Processes;
-using Ferry.Wasi;
 
 namespace Ferry.Node.Tests;
 
@@ -44,14 +43,5 @@ public sealed class WakeTimerTests
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref wakes) == 1, TimeSpan.FromMilliseconds(200)), "not woken by the cancellation");
         Thread.Sleep(400);
         Assert.Equal(1, Volatile.Read(ref wakes));
-    }
-
-    [Fact]
-    public void A_precise_sleep_under_a_millisecond_lasts_at_least_its_duration()
-    {
-        // Thread.Sleep truncates to whole milliseconds: 0.6 ms became Sleep(0), a yield that returns at once.
-        var start = Stopwatch.GetTimestamp();
-        PreciseSleep.For(TimeSpan.FromMilliseconds(0.6));
-        Assert.True(Stopwatch.GetElapsedTime(start) >= TimeSpan.FromMilliseconds(0.6));
     }
 }
