@@ -8,6 +8,7 @@ using Ferry.Engine.Memory;
 using Ferry.Mobility;
 using Ferry.Mobility.Hosting;
 using Ferry.Mobility.Migration;
+using Ferry.Mobility.Snapshots;
 using Ferry.Wasi;
 using Ferry.Wasm;
 
@@ -25,6 +26,9 @@ namespace Ferry.Bench;
 /// carried, chosen at random (as the dirtier dirties them), from the source guest's memory into the same places of the
 /// target's, 256 to a gathered write and a scattered read: the raw transfer of a dirty set from memory to memory, with no
 /// protocol and no checksum. "x frames" is the median over the runs of each run's downtime over its own frames bound.
+/// "crc ms" is the frames bound with the CRC-32C the protocol puts on every message computed on each side, as Ferry does
+/// (the sender after each write, the receiver after each read), and "x crc" the median of each run's downtime over it:
+/// what the checksum costs on this machine, beside the overhead of Ferry's own.
 /// "mem MB/s" is the working-set transfer sent from the guest's memory instead of a hot buffer. For stop-copy, "x raw" is
 /// the median over the runs of each run's data rate (frames over downtime) over the raw rate measured just before it: one
 /// run's raw rate moves by a factor of three from one run to the next here, so it is paired with its own run, as each
@@ -51,7 +55,7 @@ internal static class MigrationBench
         }
         var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
         var rows = new List<Dictionary<string, object?>>();
-        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"x frames",9} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"x raw",6} {"mem MB/s",9}");
+        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"x frames",9} {"crc ms",8} {"x crc",6} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"x raw",6} {"mem MB/s",9}");
         // Warm-up (not reported): the JIT compiles the migration path once, as a node's own warm-up does when it starts.
         MigrationWarmUp.RunAsync().GetAwaiter().GetResult();
         foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy })
@@ -69,31 +73,33 @@ internal static class MigrationBench
                 {
                     if (strategies is not null && !strategies.Contains(Name(strategy))) continue;
                     // The median run by downtime: this machine's noise (page faults, neighbours) moves single runs by a factor of three.
-                    var runs = new List<(MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound)>();
+                    var runs = new List<(MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound, double ChecksummedBound)>();
                     for (var run = 1; run <= repeat; run++)
                     {
                         Console.Error.Write($"bench: dirtier {mib} MiB {load} {strategy}, run {run} of {repeat}: ");
                         runs.Add(Migrate(bytes, mib, arguments, strategy));
-                        var (done, doneRaw, _, doneBound, doneFramesBound) = runs[^1];
-                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms, frames bound {doneFramesBound * 1000:N2} ms ({done.StopFrames} frames), raw {doneRaw / 1e6:N0} MB/s");
+                        var (done, doneRaw, _, doneBound, doneFramesBound, doneChecksummedBound) = runs[^1];
+                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms, frames bound {doneFramesBound * 1000:N2} ms ({done.StopFrames} frames), with checksums {doneChecksummedBound * 1000:N2} ms, raw {doneRaw / 1e6:N0} MB/s");
                     }
                     // Each run's downtime against its own frames bound, since the final dirty set differs from run to run.
                     var ratios = runs.Select(r => r.Report.Downtime.TotalSeconds / r.FramesBound).Order().ToList();
                     var ratio = ratios[ratios.Count / 2];
+                    var overChecksummed = runs.Select(r => r.Report.Downtime.TotalSeconds / r.ChecksummedBound).Order().ToList()[runs.Count / 2];
                     var overRaw = runs.Select(r => DataRate(r.Report) / r.Raw).Order().ToList()[runs.Count / 2];
                     runs.Sort((a, b) => a.Report.Downtime.CompareTo(b.Report.Downtime));
-                    var (report, raw, rawFromMemory, stopBound, framesBound) = runs[runs.Count / 2];
+                    var (report, raw, rawFromMemory, stopBound, framesBound, checksummedBound) = runs[runs.Count / 2];
                     var totalBound = (mib << 20) / raw * 1000;
                     var downtimeBound = stopBound * 1000;
                     var downtimeFramesBound = framesBound * 1000;
                     var stopCopy = strategy == MigrationStrategy.StopAndCopy;
                     var dataRate = stopCopy ? DataRate(report) / 1e6 : double.NaN;
-                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {ratio,9:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked?.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {(stopCopy ? overRaw.ToString("N2") : "-"),6} {rawFromMemory / 1e6,9:N0}");
+                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {ratio,9:N2} {checksummedBound * 1000,8:N2} {overChecksummed,6:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked?.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {(stopCopy ? overRaw.ToString("N2") : "-"),6} {rawFromMemory / 1e6,9:N0}");
                     rows.Add(new()
                     {
                         ["mib"] = mib, ["load"] = load, ["strategy"] = Name(strategy),
                         ["totalMs"] = report.Total.TotalMilliseconds, ["totalBoundMs"] = totalBound,
                         ["downtimeMs"] = report.Downtime.TotalMilliseconds, ["downtimeBoundMs"] = downtimeBound, ["downtimeFramesBoundMs"] = downtimeFramesBound, ["downtimeOverFramesBound"] = ratio,
+                        ["downtimeChecksummedBoundMs"] = checksummedBound * 1000, ["downtimeOverChecksummedBound"] = overChecksummed,
                         ["bytesSent"] = report.BytesSent, ["rounds"] = report.Rounds.Count, ["stopFrames"] = report.StopFrames,
                         ["postCopyFaults"] = report.PostCopyFaults, ["postCopyBlockedMs"] = report.PostCopyBlocked?.TotalMilliseconds,
                         ["framesSentTwice"] = report.FramesSentTwice, ["rawMBps"] = raw / 1e6, ["rawFromMemoryMBps"] = rawFromMemory / 1e6,
@@ -239,9 +245,10 @@ internal static class MigrationBench
     /// <summary>
     /// Seconds a plain loopback TCP connection takes to carry <paramref name="stateBytes"/> from a cache-hot buffer and then
     /// <paramref name="frames"/> random frames of <paramref name="from"/> into the same frames of <paramref name="to"/>,
-    /// 256 frames to a gathered write and to a scattered read, best of three (a new set of frames each time).
+    /// 256 frames to a gathered write and to a scattered read, best of three (a new set of frames each time); with
+    /// <paramref name="checksummed"/>, each side computes the CRC-32C of every write or read after it, as the protocol's sides do.
     /// </summary>
-    private static double FramesRawTime(LinearMemory from, LinearMemory to, long frames, long stateBytes)
+    private static double FramesRawTime(LinearMemory from, LinearMemory to, long frames, long stateBytes, bool checksummed)
     {
         var state = new byte[stateBytes];
         Random.Shared.NextBytes(state);
@@ -249,16 +256,26 @@ internal static class MigrationBench
         return BestTransferTime(() =>
         {
             var chosen = RandomFrames(Math.Min(from.FrameCount, to.FrameCount), frames);
-            return (client => Transfer(client.Client, state, from, chosen, receive: false), server => Transfer(server.Client, sink, to, chosen, receive: true));
+            return (client => Transfer(client.Client, state, from, chosen, receive: false, checksummed), server => Transfer(server.Client, sink, to, chosen, receive: true, checksummed));
         });
     }
 
-    /// <summary>Sends or receives <paramref name="state"/>, then the frames <paramref name="chosen"/> of <paramref name="memory"/> in groups of 256, each group one call (resumed after a partial one).</summary>
-    private static void Transfer(Socket socket, byte[] state, LinearMemory memory, int[] chosen, bool receive)
+    /// <summary>
+    /// Sends or receives <paramref name="state"/>, then the frames <paramref name="chosen"/> of <paramref name="memory"/> in
+    /// groups of 256, each group one call (resumed after a partial one), each checksummed after its call when <paramref name="checksummed"/>.
+    /// </summary>
+    private static void Transfer(Socket socket, byte[] state, LinearMemory memory, int[] chosen, bool receive, bool checksummed)
     {
+        var crc = new Crc32C();
         var segments = new List<ArraySegment<byte>>();
+        void MoveGroup()
+        {
+            var group = checksummed ? segments.ToArray() : [];
+            Move(socket, segments, receive);
+            foreach (var piece in group) crc.Append(piece);
+        }
         if (state.Length > 0) segments.Add(state);
-        Move(socket, segments, receive);
+        MoveGroup();
         for (var at = 0; at < chosen.Length; at += 256)
         {
             for (var i = at; i < Math.Min(at + 256, chosen.Length); i++)
@@ -266,9 +283,13 @@ internal static class MigrationBench
                 MemoryMarshal.TryGetArray(memory.FramesAsMemory(chosen[i], 1), out var frame);
                 segments.Add(frame);
             }
-            Move(socket, segments, receive);
+            MoveGroup();
         }
+        Interlocked.Add(ref Checksums, crc.Value);
     }
+
+    /// <summary>The checksums <see cref="Transfer"/> computed, kept so that computing them is not optimized away.</summary>
+    private static uint Checksums;
 
     /// <summary>One gathered write or scattered read of <paramref name="segments"/>, resumed until all of them are done (it empties the list).</summary>
     private static void Move(Socket socket, List<ArraySegment<byte>> segments, bool receive)
@@ -298,7 +319,7 @@ internal static class MigrationBench
     }
 
     /// <summary>One migration, and the raw rate of a plain connection measured just before it, in the same state of the machine.</summary>
-    private static (MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
+    private static (MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound, double ChecksummedBound) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
     {
         var module = Module.Load(bytes);
         var wasi = new WasiProcess(new WasiConfiguration
@@ -334,11 +355,12 @@ internal static class MigrationBench
             result.Pager?.Completion.GetAwaiter().GetResult();
             moved.GiveUp(Guid.Empty);
             moved.Completion.GetAwaiter().GetResult();
-            var framesBound = FramesRawTime(instance.Memory!, result.Process!.Instance.Memory!, report.StopFrames, report.StateBytes);
+            var framesBound = FramesRawTime(instance.Memory!, result.Process!.Instance.Memory!, report.StopFrames, report.StateBytes, checksummed: false);
+            var checksummedBound = FramesRawTime(instance.Memory!, result.Process!.Instance.Memory!, report.StopFrames, report.StateBytes, checksummed: true);
             result.Process!.Dispose();
             wasi.Dispose();
             // Downtime end to end, on the one clock both ends share here: until the target can run the process, not until the source sent the go-ahead.
-            return (report with { Downtime = Stopwatch.GetElapsedTime(report.StoppedAt, result.ActivatedAt) }, raw, rawFromMemory, RawTime(StopBytes(report, strategy)), framesBound);
+            return (report with { Downtime = Stopwatch.GetElapsedTime(report.StoppedAt, result.ActivatedAt) }, raw, rawFromMemory, RawTime(StopBytes(report, strategy)), framesBound, checksummedBound);
         }
     }
 }
