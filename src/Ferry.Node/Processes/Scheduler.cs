@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Ferry.Engine;
 using Ferry.Mobility.Migration;
@@ -13,7 +12,7 @@ namespace Ferry.Node.Processes;
 /// </summary>
 public sealed class Scheduler : IDisposable
 {
-    private readonly BlockingCollection<HostedProcess> _runQueue = [];
+    private readonly RunQueue<HostedProcess> _runQueue = new();
     private readonly Thread[] _workers;
     private readonly long _sliceFuel;
     private readonly WakeTimer _wakeTimer = new();
@@ -35,12 +34,12 @@ public sealed class Scheduler : IDisposable
     public void Enqueue(HostedProcess process)
     {
         process.Requeue ??= Enqueue;
-        if (!_runQueue.IsAddingCompleted) _runQueue.Add(process);
+        _runQueue.Add(process);
     }
 
     private void Work()
     {
-        foreach (var process in _runQueue.GetConsumingEnumerable())
+        while (_runQueue.Take() is { } process)
         {
             ExecutionStatus status;
             var clock = Stopwatch.StartNew();
@@ -158,8 +157,7 @@ public sealed class Scheduler : IDisposable
     public void Dispose()
     {
         _wakeTimer.Dispose();
-        _runQueue.CompleteAdding();
+        _runQueue.Complete();
         foreach (var worker in _workers) worker.Join(TimeSpan.FromSeconds(5));
-        _runQueue.Dispose();
     }
 }
