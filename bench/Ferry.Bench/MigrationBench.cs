@@ -82,10 +82,9 @@ internal static class MigrationBench
                         Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms, frames bound {doneFramesBound * 1000:N2} ms ({done.StopFrames} frames), with checksums {doneChecksummedBound * 1000:N2} ms, raw {doneRaw / 1e6:N0} MB/s");
                     }
                     // Each run's downtime against its own frames bound, since the final dirty set differs from run to run.
-                    var ratios = runs.Select(r => r.Report.Downtime.TotalSeconds / r.FramesBound).Order().ToList();
-                    var ratio = ratios[ratios.Count / 2];
-                    var overChecksummed = runs.Select(r => r.Report.Downtime.TotalSeconds / r.ChecksummedBound).Order().ToList()[runs.Count / 2];
-                    var overRaw = runs.Select(r => DataRate(r.Report) / r.Raw).Order().ToList()[runs.Count / 2];
+                    var ratio = Median(runs.Select(r => r.Report.Downtime.TotalSeconds / r.FramesBound));
+                    var overChecksummed = Median(runs.Select(r => r.Report.Downtime.TotalSeconds / r.ChecksummedBound));
+                    var overRaw = Median(runs.Select(r => DataRate(r.Report) / r.Raw));
                     runs.Sort((a, b) => a.Report.Downtime.CompareTo(b.Report.Downtime));
                     var (report, raw, rawFromMemory, stopBound, framesBound, checksummedBound) = runs[runs.Count / 2];
                     var totalBound = (mib << 20) / raw * 1000;
@@ -110,6 +109,13 @@ internal static class MigrationBench
         }
         if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
+    }
+
+    /// <summary>The middle value (the upper of the two middle ones for an even count), as a row's median run is chosen.</summary>
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[sorted.Count / 2];
     }
 
     /// <summary>Bytes per second of memory frames a stop-and-copy moved: its frames over its downtime.</summary>
