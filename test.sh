@@ -25,11 +25,18 @@ fi
 dotnet build Ferry.slnx -c Release -nologo -v quiet || { echo "test.sh: the build failed"; exit 1; }
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.failed"' EXIT
 dotnet test Ferry.slnx -c Release --no-build -nologo 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 [ -f artifacts/conformance.txt ] && { echo; echo "WebAssembly spec suite, per file:"; cat artifacts/conformance.txt; }
+
+# Repeat each failed test's name and the first lines of its message beside the summary, which short log excerpts keep.
+awk '
+  /^  Failed / { print; grab = 6; next }
+  /^  (Stack Trace|Standard Output Messages):/ { grab = 0 }
+  grab > 0 && !/^  Error Message:/ { print; grab-- }' "$log" > "$log.failed"
+if [ -s "$log.failed" ]; then echo; echo "Failed tests:"; cat "$log.failed"; fi
 
 # Sum the per-project summaries: "Passed!  - Failed:     0, Passed:    85, Skipped:    62, Total:   147, ..." (or Failed!, Skipped!)
 read -r passed failed skipped projects < <(awk '
