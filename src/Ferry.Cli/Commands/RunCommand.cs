@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using Ferry.Engine;
 using Ferry.Wasi;
+using Ferry.Wasi.Resources;
 using Ferry.Wasi.Sandbox;
 using Ferry.Wasm;
 
@@ -14,7 +15,7 @@ internal static class RunCommand
     {
         var dirs = new Option<string[]>("--dir") { Description = "Grant a host directory, seen by the guest as GUEST (default: the host path)", HelpName = "HOST[::GUEST]" };
         var envs = new Option<string[]>("--env") { Description = "Set an environment variable for the guest", HelpName = "K=V" };
-        var listens = new Option<string[]>("--tcplisten") { Description = "Grant a listening TCP socket, as a preopened descriptor after the directories", HelpName = "HOST:PORT" };
+        var listens = new Option<string[]>("--tcplisten") { Description = "Grant a listening TCP socket, as a preopened descriptor after the directories (port 0: a free port, printed on stderr)", HelpName = "HOST:PORT" };
         var fuel = new Option<long?>("--fuel") { Description = $"Stop after this many Wasm instructions (exit {ExitCodes.OutOfFuel})", HelpName = "N" };
         var stop = SnapshotOptions.Create();
         var module = new Argument<FileInfo>("MODULE") { Description = "The WebAssembly module (a WASI command exporting _start)" };
@@ -86,6 +87,12 @@ internal static class RunCommand
         }
         using (wasi)
         {
+            // Port 0 asks the kernel for a free port: say which, as nothing else could tell the user where to connect.
+            foreach (var (_, resource) in wasi.Resources.Entries())
+            {
+                if (resource is ListenerResource listener && configuration.Listeners[listener.Index].Port == 0)
+                    Console.Error.WriteLine($"ferry: --tcplisten {configuration.Listeners[listener.Index]} listens on {listener.Location}");
+            }
             var store = new Store();
             var linker = new Linker();
             wasi.Define(linker);
