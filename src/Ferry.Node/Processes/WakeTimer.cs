@@ -72,11 +72,9 @@ internal sealed class WakeTimer : IDisposable
 
     private sealed class Entry(Action wake)
     {
-        private int _fired;
+        // Dropped when called: an entry woken early stays queued until its deadline, and must not keep its process alive so long.
+        private Action? _wake = wake;
 
-        public void Fire()
-        {
-            if (Interlocked.Exchange(ref _fired, 1) == 0) wake();
-        }
+        public void Fire() => Interlocked.Exchange(ref _wake, null)?.Invoke();
     }
 }
