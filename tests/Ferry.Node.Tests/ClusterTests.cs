@@ -116,10 +116,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         var genuine = File.ReadAllBytes(Guests.Wasm("hello"));
         var impostor = File.ReadAllBytes(Guests.Wasm("args_env"));
         var hash = Ferry.Mobility.Snapshots.SnapshotWriter.Hash(genuine);
-        var liar = new HttpListener();
-        var port = FreePort();
-        liar.Prefixes.Add($"http://127.0.0.1:{port}/");
-        liar.Start();
+        var (liar, port) = StartHttpListener();
         var serving = Task.Run(async () =>
         {
             var context = await liar.GetContextAsync();
@@ -137,10 +134,31 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.False(_nodes[0].Code.Contains(hash));
     }
 
-    private static int FreePort()
+    /// <summary>
+    /// An HttpListener on a free port of 127.0.0.1. It cannot ask for port 0, and a port found free may be taken before it
+    /// binds (other tests open connections meanwhile), so it tries another then.
+    /// </summary>
+    private static (HttpListener Listener, int Port) StartHttpListener()
     {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 1; ; attempt++)
+        {
+            int port;
+            using (var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0))
+            {
+                probe.Start();
+                port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            }
+            var listener = new HttpListener();
+            listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            try
+            {
+                listener.Start();
+                return (listener, port);
+            }
+            catch (HttpListenerException) when (attempt < 5)
+            {
+                listener.Close();
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Ferry.Node.Processes;
 
 namespace Ferry.Node.Tests;
@@ -18,8 +19,9 @@ public sealed class WakeTimerTests
         var woken = new ConcurrentQueue<(int Index, long At)>();
         var start = Stopwatch.GetTimestamp();
         var now = DateTime.UtcNow;
-        // Deadlines within the 4 ms step of .NET's timers of each other, added out of order.
-        var offsets = new[] { 6.5, 1.5, 4.5, 3.0, 20.0, 10.0 };
+        // Deadlines within the 4 ms step of .NET's timers of each other, added out of order; the first 200 ms away, so that a
+        // test thread preempted while adding them still adds them all before any is due.
+        var offsets = new[] { 206.5, 201.5, 204.5, 203.0, 220.0, 210.0 };
         var deadlines = offsets.Select(ms => now + TimeSpan.FromMilliseconds(ms)).ToArray();
         for (var i = 0; i < offsets.Length; i++)
         {
@@ -38,10 +40,40 @@ public sealed class WakeTimerTests
         using var timer = new WakeTimer();
         var wakes = 0;
         var early = new CancellationTokenSource();
-        timer.Add(DateTime.UtcNow + TimeSpan.FromMilliseconds(300), early, () => Interlocked.Increment(ref wakes));
+        // A deadline far enough away that a loaded machine still wakes the process by the cancellation well before it.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        timer.Add(deadline, early, () => Interlocked.Increment(ref wakes));
         early.Cancel();
-        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref wakes) == 1, TimeSpan.FromMilliseconds(200)), "not woken by the cancellation");
-        Thread.Sleep(400);
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref wakes) == 1, TimeSpan.FromSeconds(4)), "not woken by the cancellation");
+        Thread.Sleep(deadline - DateTime.UtcNow + TimeSpan.FromMilliseconds(500));
         Assert.Equal(1, Volatile.Read(ref wakes));
+    }
+
+    [Fact]
+    public void A_process_woken_early_is_not_kept_alive_until_its_deadline()
+    {
+        using var timer = new WakeTimer();
+        var process = ParkForAnHourAndWakeEarly(timer, out var woken);
+        Assert.True(woken.Wait(TimeSpan.FromSeconds(10)), "not woken by the cancellation");
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.False(process.IsAlive, "the timer still holds the woken process");
+    }
+
+    // Not inlined, so that no local of the test keeps the process alive.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference ParkForAnHourAndWakeEarly(WakeTimer timer, out ManualResetEventSlim woken)
+    {
+        var process = new byte[1 << 20];
+        var done = woken = new ManualResetEventSlim();
+        var early = new CancellationTokenSource();
+        timer.Add(DateTime.UtcNow + TimeSpan.FromHours(1), early, () =>
+        {
+            GC.KeepAlive(process);
+            done.Set();
+        });
+        early.Cancel();
+        return new WeakReference(process);
     }
 }
