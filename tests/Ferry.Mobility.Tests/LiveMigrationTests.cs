@@ -183,12 +183,12 @@ public sealed class LiveMigrationTests
         Assert.Equal(Enum.GetValues<MigrationStrategy>().Length, await MigrationWarmUp.RunAsync().WaitAsync(TimeSpan.FromSeconds(60)));
 
     /// <summary>
-    /// What a node compiles after its warm-up: every method with a body of the engine's, WASI's and this assembly's types,
-    /// virtual ones included (an async method's body is its state machine's MoveNext, an interface implementation), none
-    /// of which the JIT refuses (a refusal would end the node's background compilation early, unseen).
+    /// What a node prepares after its warm-up: every method with a body of the engine's, WASI's and this assembly's types,
+    /// virtual ones included (an async method's body is its state machine's MoveNext), none of which the JIT refuses (a
+    /// refusal would end the node's background compilation early, unseen).
     /// </summary>
     [Fact]
-    public void The_precompiler_compiles_every_method_of_the_engine_wasi_and_mobility_assemblies_async_bodies_included()
+    public void The_precompiler_prepares_every_method_of_the_engine_wasi_and_mobility_assemblies_async_bodies_included()
     {
         System.Reflection.Assembly[] assemblies = [typeof(Ferry.Wasm.Module).Assembly, typeof(Ferry.Engine.Store).Assembly, typeof(Ferry.Wasi.WasiProcess).Assembly, typeof(MigrationSource).Assembly];
         const System.Reflection.BindingFlags declaredOnly = System.Reflection.BindingFlags.DeclaredOnly | System.Reflection.BindingFlags.Instance

@@ -9,8 +9,9 @@ namespace Ferry.Mobility.Hosting;
 /// migration's stop was compiled there: a node's first real migration spent 30-44 ms of its downtime so (translating and
 /// restoring a program unlike the warm-up's, recording the commitment), the later ones 2-6 ms. Open generic types and
 /// methods compile per instantiation: those a migration's stop uses are named by the host. Virtual methods are prepared
-/// too: nearly all of a migration is async methods, whose bodies are their state machines' MoveNext, an interface
-/// implementation that PrepareMethod compiles (checked with the JIT's own log, as it does overrides).
+/// too: nearly all of a migration is async methods, whose bodies are their state machines' MoveNext, which PrepareMethod
+/// compiles, as it does overrides; an interface implementation on a class it leaves to the first call (both checked with
+/// the JIT's own log).
 /// </summary>
 public static class Precompiler
 {
@@ -18,7 +19,7 @@ public static class Precompiler
 
     /// <summary>
     /// Compiles the methods of <paramref name="assemblies"/>' non-generic types and of <paramref name="instantiations"/>
-    /// (closed generic types, such as a dictionary keyed by Guid whose first insertion took 3.4 ms to compile); returns how many.
+    /// (closed generic types, such as a dictionary keyed by Guid whose first insertion took 3.4 ms to compile); returns how many it prepared.
     /// </summary>
     public static int Run(IEnumerable<Assembly> assemblies, IEnumerable<Type> instantiations, CancellationToken cancel)
     {
