@@ -36,6 +36,7 @@ internal static class KernelBench
         string[]? loads = null, strategies = null;
         var repeat = 3;
         var weak = false;
+        var wholeFrames = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -49,12 +50,14 @@ internal static class KernelBench
                 case "--sizes" when i + 1 < args.Length: sizes = [.. args[++i].Split(',').Select(int.Parse)]; break;
                 case "--loads" when i + 1 < args.Length: loads = args[++i].Split(','); break;
                 case "--strategies" when i + 1 < args.Length: strategies = args[++i].Split(','); break;
+                case "--whole-frames": wholeFrames = true; break;
                 case "--repeat" when i + 1 < args.Length: repeat = Math.Max(1, int.Parse(args[++i])); break;
                 default:
-                    Console.Error.WriteLine("usage: Ferry.Bench [--programs | --snapshots | --weak-mobility | --migration [--sizes MIB,...] [--loads idle,moderate,heavy] [--strategies stop-copy,pre-copy,post-copy,hybrid] [--repeat N]] [--filter NAME] [--json FILE]");
+                    Console.Error.WriteLine("usage: Ferry.Bench [--programs | --snapshots | --weak-mobility | --migration [--sizes MIB,...] [--loads idle,moderate,heavy] [--strategies stop-copy,pre-copy,post-copy,hybrid] [--repeat N] [--whole-frames]] [--filter NAME] [--json FILE]");
                     Console.Error.WriteLine("  default: kernels called in-process; --programs: whole programs through `ferry run`, and 1 GiB of I/O;");
                     Console.Error.WriteLine("  --snapshots: capture and restore of the dirtier guest at 64 MiB, 256 MiB and 1 GiB;");
-                    Console.Error.WriteLine("  --migration: live migration of a running dirtier (64 MiB, 256 MiB, 1 GiB; idle, moderate, heavy) per strategy, vs raw TCP; each row the median of N runs (3)");
+                    Console.Error.WriteLine("  --migration: live migration of a running dirtier (64 MiB, 256 MiB, 1 GiB; idle, moderate, heavy) per strategy, vs raw TCP; each row the median of N runs (3);");
+                    Console.Error.WriteLine("    --whole-frames: pre-copy's stop sends dirtied frames whole, not as their changed lines");
                     Console.Error.WriteLine("  --weak-mobility: a query over 256 MiB on node b asked at node a, code shipped vs data copied");
                     return 2;
             }
@@ -67,7 +70,7 @@ internal static class KernelBench
         }
         if (programs) return ProgramBench.Run(guests, json);
         if (snapshots) return SnapshotBench.Run(guests, json);
-        if (migration) return MigrationBench.Run(guests, json, sizes, loads, strategies, repeat);
+        if (migration) return MigrationBench.Run(guests, json, sizes, loads, strategies, repeat, wholeFrames);
         if (weak) return WeakMobilityBench.Run(guests, json).GetAwaiter().GetResult();
         var node = HasNode();
         Console.WriteLine($"machine: {CpuModel()}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, node {(node ? NodeVersion() : "missing: column skipped")}");

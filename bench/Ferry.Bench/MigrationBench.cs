@@ -21,8 +21,9 @@ namespace Ferry.Bench;
 /// by downtime; the raw rate is the best of three transfers just before that run, and the downtime bounds the best of
 /// three plain transfers just after it, timed from the first write to the last byte's arrival, with the machine otherwise
 /// idle (the stop's guest is held too), so the comparison errs against Ferry. Downtime runs from the stop on the source
-/// until the target, go-ahead received, can run the process. Two downtime bounds: "bound" sends exactly the bytes the
-/// stop carried from one cache-hot buffer; "frames" sends the state from a hot buffer and then as many frames as the stop
+/// until the target, go-ahead received, can run the process. Two downtime bounds, both of the final dirty set whole, as
+/// the raw transfer the stop must beat, whatever Ferry sent of it ("deltas": frames it sent as their written lines):
+/// "bound" sends the state and the frames with their numbers from one cache-hot buffer; "frames" sends the state from a hot buffer and then as many frames as the stop
 /// carried, chosen at random (as the dirtier dirties them), from the source guest's memory into the same places of the
 /// target's, 256 to a gathered write and a scattered read: the raw transfer of a dirty set from memory to memory, with no
 /// protocol and no checksum. "x frames" is the median over the runs of each run's downtime over its own frames bound.
@@ -45,7 +46,7 @@ internal static class MigrationBench
 
     private static readonly MigrationStrategy[] Strategies = [MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy, MigrationStrategy.Hybrid];
 
-    public static int Run(string guests, string? json, int[]? sizes, string[]? loads, string[]? strategies, int repeat)
+    public static int Run(string guests, string? json, int[]? sizes, string[]? loads, string[]? strategies, int repeat, bool wholeFrames)
     {
         var unknown = (loads ?? []).Where(l => !Loads.Any(known => known.Name == l)).Concat((strategies ?? []).Where(s => !Strategies.Any(known => Name(known) == s))).ToList();
         if (unknown.Count > 0)
@@ -55,7 +56,7 @@ internal static class MigrationBench
         }
         var bytes = File.ReadAllBytes(Path.Combine(guests, "dirtier.wasm"));
         var rows = new List<Dictionary<string, object?>>();
-        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"x frames",9} {"crc ms",8} {"x crc",6} {"MB sent",9} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"x raw",6} {"mem MB/s",9}");
+        Console.WriteLine($"{"MiB",5} {"load",-9} {"strategy",-10} {"total ms",9} {"bound ms",9} {"downtime ms",12} {"bound ms",9} {"frames ms",10} {"x frames",9} {"crc ms",8} {"x crc",6} {"MB sent",9} {"deltas",7} {"rounds",7} {"faults",7} {"blocked ms",11} {"twice",6} {"data MB/s",10} {"raw MB/s",9} {"x raw",6} {"mem MB/s",9}");
         // Warm-up (not reported): the JIT compiles the migration path once, as a node's own warm-up does when it starts.
         MigrationWarmUp.RunAsync().GetAwaiter().GetResult();
         foreach (var strategy in new[] { MigrationStrategy.StopAndCopy, MigrationStrategy.PreCopy, MigrationStrategy.PostCopy })
@@ -77,9 +78,9 @@ internal static class MigrationBench
                     for (var run = 1; run <= repeat; run++)
                     {
                         Console.Error.Write($"bench: dirtier {mib} MiB {load} {strategy}, run {run} of {repeat}: ");
-                        runs.Add(Migrate(bytes, mib, arguments, strategy));
+                        runs.Add(Migrate(bytes, mib, arguments, strategy, wholeFrames));
                         var (done, doneRaw, _, doneBound, doneFramesBound, doneChecksummedBound) = runs[^1];
-                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms, frames bound {doneFramesBound * 1000:N2} ms ({done.StopFrames} frames), with checksums {doneChecksummedBound * 1000:N2} ms, raw {doneRaw / 1e6:N0} MB/s");
+                        Console.Error.WriteLine($"downtime {done.Downtime.TotalMilliseconds:N2} ms, bound {doneBound * 1000:N2} ms, frames bound {doneFramesBound * 1000:N2} ms ({done.StopFrames} frames, {done.StopDeltaFrames} as deltas), with checksums {doneChecksummedBound * 1000:N2} ms, raw {doneRaw / 1e6:N0} MB/s");
                     }
                     // Each run's downtime against its own frames bound, since the final dirty set differs from run to run.
                     var ratio = Median(runs.Select(r => r.Report.Downtime.TotalSeconds / r.FramesBound));
@@ -92,14 +93,14 @@ internal static class MigrationBench
                     var downtimeFramesBound = framesBound * 1000;
                     var stopCopy = strategy == MigrationStrategy.StopAndCopy;
                     var dataRate = stopCopy ? DataRate(report) / 1e6 : double.NaN;
-                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {ratio,9:N2} {checksummedBound * 1000,8:N2} {overChecksummed,6:N2} {report.BytesSent / 1e6,9:N1} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked?.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {(stopCopy ? overRaw.ToString("N2") : "-"),6} {rawFromMemory / 1e6,9:N0}");
+                    Console.WriteLine($"{mib,5} {load,-9} {Name(strategy),-10} {report.Total.TotalMilliseconds,9:N1} {totalBound,9:N1} {report.Downtime.TotalMilliseconds,12:N2} {downtimeBound,9:N2} {downtimeFramesBound,10:N2} {ratio,9:N2} {checksummedBound * 1000,8:N2} {overChecksummed,6:N2} {report.BytesSent / 1e6,9:N1} {report.StopDeltaFrames,7} {report.Rounds.Count,7} {report.PostCopyFaults,7} {report.PostCopyBlocked?.TotalMilliseconds,11:N1} {report.FramesSentTwice,6} {(double.IsNaN(dataRate) ? "-" : dataRate.ToString("N0")),10} {raw / 1e6,9:N0} {(stopCopy ? overRaw.ToString("N2") : "-"),6} {rawFromMemory / 1e6,9:N0}");
                     rows.Add(new()
                     {
                         ["mib"] = mib, ["load"] = load, ["strategy"] = Name(strategy),
                         ["totalMs"] = report.Total.TotalMilliseconds, ["totalBoundMs"] = totalBound,
                         ["downtimeMs"] = report.Downtime.TotalMilliseconds, ["downtimeBoundMs"] = downtimeBound, ["downtimeFramesBoundMs"] = downtimeFramesBound, ["downtimeOverFramesBound"] = ratio,
                         ["downtimeChecksummedBoundMs"] = checksummedBound * 1000, ["downtimeOverChecksummedBound"] = overChecksummed,
-                        ["bytesSent"] = report.BytesSent, ["rounds"] = report.Rounds.Count, ["stopFrames"] = report.StopFrames,
+                        ["bytesSent"] = report.BytesSent, ["rounds"] = report.Rounds.Count, ["stopFrames"] = report.StopFrames, ["stopDeltaFrames"] = report.StopDeltaFrames,
                         ["postCopyFaults"] = report.PostCopyFaults, ["postCopyBlockedMs"] = report.PostCopyBlocked?.TotalMilliseconds,
                         ["framesSentTwice"] = report.FramesSentTwice, ["rawMBps"] = raw / 1e6, ["rawFromMemoryMBps"] = rawFromMemory / 1e6,
                         ["stopCopyDataMBps"] = double.IsNaN(dataRate) ? 0 : dataRate, ["stopCopyDataOverRaw"] = stopCopy ? overRaw : null, ["runs"] = repeat,
@@ -325,7 +326,7 @@ internal static class MigrationBench
     }
 
     /// <summary>One migration, and the raw rate of a plain connection measured just before it, in the same state of the machine.</summary>
-    private static (MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound, double ChecksummedBound) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy)
+    private static (MigrationReport Report, double Raw, double RawFromMemory, double StopBound, double FramesBound, double ChecksummedBound) Migrate(byte[] bytes, int mib, string[] load, MigrationStrategy strategy, bool wholeFrames = false)
     {
         var module = Module.Load(bytes);
         var wasi = new WasiProcess(new WasiConfiguration
@@ -352,7 +353,7 @@ internal static class MigrationBench
             var target = Task.Run(() => MigrationTarget.ReceiveAsync(server.GetStream(),
                 _ => Task.FromResult(Admission.Admit(module)),
                 (image, received) => ProcessSnapshot.Restore(image, Stream.Null, Stream.Null, Stream.Null, _ => bytes, suspendInsteadOfBlocking: true, received)));
-            var migration = Task.Run(() => MigrationSource.MigrateAsync(client.GetStream(), source, new MigrationOptions { Strategy = strategy }));
+            var migration = Task.Run(() => MigrationSource.MigrateAsync(client.GetStream(), source, new MigrationOptions { Strategy = strategy, StopDeltas = !wholeFrames }));
             var result = target.GetAwaiter().GetResult();
             // The moved process runs as soon as it is activated: for post-copy, while the source still pushes, faulting on absent frames.
             var moved = SlicedProcess.FromRestored(result.Process!, result.Pager);

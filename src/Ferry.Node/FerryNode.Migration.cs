@@ -19,7 +19,7 @@ using Microsoft.AspNetCore.Http;
 namespace Ferry.Node;
 
 /// <summary>The body of POST /v1/processes/{id}/migrate.</summary>
-public sealed record MigrateRequest(string To, string? Strategy = null, double? MaxDowntimeMs = null, int? MaxRounds = null, double? BandwidthMBps = null, bool AutoConverge = false);
+public sealed record MigrateRequest(string To, string? Strategy = null, double? MaxDowntimeMs = null, int? MaxRounds = null, double? BandwidthMBps = null, bool AutoConverge = false, bool WholeFrames = false);
 
 /// <summary>A process that left this node: where it went, and the output it wrote here (served to readers that are behind).</summary>
 internal sealed record MovedProcess(string Node, OutputLog Output);
@@ -289,6 +289,7 @@ public sealed partial class FerryNode
             MaxRounds = request.MaxRounds ?? 30,
             BandwidthBytesPerSecond = (long)((request.BandwidthMBps ?? 0) * 1_000_000),
             AutoConverge = request.AutoConverge,
+            StopDeltas = !request.WholeFrames,
             PeerSilence = _options.PeerSilence,
         };
 
@@ -388,6 +389,7 @@ public sealed partial class FerryNode
         bytesSent = r.BytesSent,
         rounds = r.Rounds.Select(x => new { number = x.Number, frames = x.FramesSent, zeroSkipped = x.ZeroFramesSkipped, bytes = x.Bytes, ms = x.Duration.TotalMilliseconds, dirtied = x.DirtiedDuring }),
         stopFrames = r.StopFrames,
+        stopDeltaFrames = r.StopDeltaFrames,
         zeroFramesSkipped = r.ZeroFramesSkipped,
         stateBytes = r.StateBytes,
         postCopyFrames = r.PostCopyFrames,

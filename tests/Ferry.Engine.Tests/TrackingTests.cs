@@ -4,7 +4,7 @@ using Ferry.Wasm;
 
 namespace Ferry.Engine.Tests;
 
-/// <summary>The dirty bitmap marks exactly the frames written; absent frames stop the run before any effect.</summary>
+/// <summary>The dirty bitmap marks exactly the frames written, and the line map the 64-byte lines; absent frames stop the run before any effect.</summary>
 public sealed class TrackingTests
 {
     private const int Frame = LinearMemory.FrameSize;
@@ -22,6 +22,25 @@ public sealed class TrackingTests
     private Value[] Call(string export, params Value[] arguments) => _store.Invoke(_instance.GetFunction(export), arguments);
 
     private long[] Harvest() => [.. FrameBitmap.SetFrames(_memory.Dirty.Harvest())];
+
+    /// <summary>The lines marked in the frames marked, as line numbers (address / 64), harvesting both.</summary>
+    private long[] HarvestLines()
+    {
+        var lines = Array.Empty<ulong>();
+        _memory.DirtyLines.HarvestInto(_memory.Dirty.Harvest(), ref lines);
+        var marked = new List<long>();
+        for (var frame = 0; frame < lines.Length; frame++)
+        {
+            for (var bit = 0; bit < 64; bit++)
+            {
+                if ((lines[frame] & (1UL << bit)) != 0) marked.Add(frame * 64L + bit);
+            }
+        }
+        return [.. marked];
+    }
+
+    private static long[] LinesOf(long address, long length) =>
+        [.. Enumerable.Range(0, (int)((address + length - 1) / 64 - address / 64 + 1)).Select(i => address / 64 + i)];
 
     private static long[] FramesOf(long address, long length) =>
         length == 0 ? [] : [.. Enumerable.Range(0, (int)((address + length - 1) / Frame - address / Frame + 1)).Select(i => address / Frame + i)];
@@ -53,6 +72,40 @@ public sealed class TrackingTests
             Call(store, Value.I32((int)address), Operand(type));
             Assert.Equal(FramesOf(address, width), Harvest());
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public void Every_store_width_marks_exactly_the_lines_it_writes(string store, int width, ValType type)
+    {
+        _memory.DirtyTracking = true;
+        long[] addresses = [0, 60, 63, 64 - width / 2, Frame - width / 2, 5 * Frame + 7 * 64 + 3, 2 * 65536 - width];
+        foreach (var address in addresses)
+        {
+            Call(store, Value.I32((int)address), Operand(type));
+            Assert.Equal(LinesOf(address, width), HarvestLines());
+        }
+    }
+
+    [Fact]
+    public void Bulk_operations_mark_exactly_their_destination_lines_and_a_harvest_takes_only_the_frames_it_names()
+    {
+        _memory.DirtyTracking = true;
+        // Across three frames, the middle one whole.
+        Call("fill", Value.I32(Frame - 10), Value.I32(0x5A), Value.I32(2 * Frame + 20));
+        Assert.Equal(LinesOf(Frame - 10, 2 * Frame + 20), HarvestLines());
+        Call("copy", Value.I32(10 * Frame + 4000), Value.I32(0), Value.I32(200));
+        Assert.Equal(LinesOf(10 * Frame + 4000, 200), HarvestLines());
+        Call("i32.store", Value.I32(3 * Frame + 128), Value.I32(1));
+        Call("i32.store", Value.I32(9 * Frame + 64), Value.I32(1));
+        // A harvest of frame 3 alone leaves frame 9's lines for the next; what it takes it adds to what the caller holds.
+        var frame3 = new ulong[1];
+        frame3[0] = 1UL << 3;
+        var held = new ulong[] { 0, 0, 0, 1UL << 63 };
+        _memory.DirtyLines.HarvestInto(frame3, ref held);
+        Assert.Equal(_memory.FrameCount, held.Length);
+        Assert.Equal((1UL << 63) | (1UL << 2), held[3]);
+        Assert.Equal(LinesOf(9 * Frame + 64, 4), HarvestLines());
     }
 
     [Fact]

@@ -233,6 +233,29 @@ public sealed class LiveMigrationTests
         Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
     }
 
+    /// <summary>
+    /// Pre-copy's stop sends each dirtied frame as the 64-byte lines written since the target's copy, and the process
+    /// finishes on the target with the output of an uninterrupted run (the dirtier prints a checksum of its whole working
+    /// set); with StopDeltas off every final frame goes whole.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Pre_copy_stop_sends_dirtied_frames_as_their_written_lines_and_the_process_finishes_as_uninterrupted(bool stopDeltas)
+    {
+        var console = new MemoryStream();
+        var source = await RunningSource(console);
+        using var target = Listen(console, new Dictionary<Guid, bool>());
+        // Two rounds, however small the estimate: the frames dirtied while round 1 goes out are the stop's.
+        var report = await MigrationSource.MigrateAsync(await Connect(target.Endpoint.Port), source,
+            Options(MigrationStrategy.PreCopy) with { StopDeltas = stopDeltas, MaxRounds = 2, MaxDowntime = TimeSpan.Zero });
+        Assert.Equal(SlicedOutcome.Finished, await Finish(await target.Result));
+        Assert.Equal(Uninterrupted.Value, Encoding.UTF8.GetString(console.ToArray()));
+        Assert.True(report.StopFrames > 0, "the stop had no dirtied frames to send");
+        if (stopDeltas) Assert.True(report.StopDeltaFrames > 0, $"none of the stop's {report.StopFrames} frames went as lines");
+        else Assert.Equal(0, report.StopDeltaFrames);
+    }
+
     [Fact]
     public async Task A_refused_migration_leaves_the_process_running_on_the_source()
     {
@@ -432,6 +455,90 @@ public sealed class LiveMigrationTests
         Assert.Equal(named, translatedAtRestore);
     }
 
+    public static TheoryData<string> DeltaFlaws => ["none", "during the rounds", "stop-copy", "beyond the image", "too many lines", "cut short", "bytes after", "too many frames"];
+
+    /// <summary>
+    /// A scripted pre-copy source: a round sends frame 3 whole, and the stop a FrameDeltas that patches lines 0 and 5 of
+    /// it, after the image; the restored process holds the round's frame with just those lines replaced. A delta before
+    /// the image, in another strategy, beyond the image's frames, of more than 32 lines, cut short, with bytes after its
+    /// last frame or of more than 256 frames is refused with the reason, and the target keeps nothing.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(DeltaFlaws))]
+    public async Task A_frame_delta_patches_only_its_lines_after_the_image_and_a_malformed_one_is_refused_with_the_reason(string flaw)
+    {
+        var (module, instance, execution, wasi) = Instantiate(Stream.Null);
+        var pages = instance.Memory!.Pages;
+        var image = new MemoryStream();
+        ProcessSnapshot.Capture(image, module, instance, execution, wasi, embedCode: false, memoryFrames: false);
+        using var target = Listen(Stream.Null, new Dictionary<Guid, bool>());
+        var channel = new MigrationChannel(await Connect(target.Endpoint.Port));
+        var strategy = flaw == "stop-copy" ? MigrationStrategy.StopAndCopy : MigrationStrategy.PreCopy;
+        await channel.SendAsync(MigrationFrame.Offer, ScriptedOffer(module, pages, strategy: strategy));
+        Assert.Equal(MigrationFrame.Admit, (await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30))).Type);
+
+        var contents = new byte[4096];
+        new Random(7).NextBytes(contents);
+        if (strategy == MigrationStrategy.PreCopy)
+        {
+            var frames = new byte[8 + 4096];
+            BitConverter.TryWriteBytes(frames.AsSpan(0), 1u);
+            BitConverter.TryWriteBytes(frames.AsSpan(4), 3u);
+            contents.CopyTo(frames, 8);
+            await channel.SendAsync(MigrationFrame.Frames, frames);
+            await channel.SendAsync(MigrationFrame.RoundEnd, new byte[4]);
+            Assert.Equal(MigrationFrame.RoundAck, (await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30))).Type);
+        }
+        var lines = new byte[2 * 64];
+        new Random(8).NextBytes(lines);
+        var frame = flaw == "beyond the image" ? pages * 16u : 3u;
+        var written = flaw == "too many lines" ? ulong.MaxValue : 1UL | 1UL << 5;
+        var delta = new List<byte>();
+        delta.AddRange(BitConverter.GetBytes(flaw == "too many frames" ? 257u : 1u));
+        delta.AddRange(BitConverter.GetBytes(frame));
+        delta.AddRange(BitConverter.GetBytes(written));
+        delta.AddRange(flaw == "cut short" ? lines[..100] : lines);
+        if (flaw == "bytes after") delta.Add(0);
+        if (flaw != "during the rounds") await channel.SendAsync(MigrationFrame.Image, image.ToArray());
+        await channel.SendAsync(MigrationFrame.FrameDeltas, delta.ToArray());
+        try
+        {
+            if (flaw == "none") await channel.SendAsync(MigrationFrame.ImageEnd, ReadOnlyMemory<byte>.Empty);
+        }
+        catch (IOException)
+        {
+            // Only where the target already refused and closed: its answer is read below all the same.
+        }
+
+        var (answer, reason) = await channel.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var text = Encoding.UTF8.GetString(reason.Span);
+        if (flaw == "none")
+        {
+            Assert.True(answer == MigrationFrame.Committed, $"{answer}: {text}");
+            await channel.SendAsync(MigrationFrame.Activate, ReadOnlyMemory<byte>.Empty);
+            var result = await target.Result;
+            Assert.Equal(TargetOutcome.Activated, result.Outcome);
+            var expected = (byte[])contents.Clone();
+            lines.AsSpan(0, 64).CopyTo(expected.AsSpan(0));
+            lines.AsSpan(64, 64).CopyTo(expected.AsSpan(5 * 64));
+            Assert.Equal(expected, result.Process!.Instance.Memory!.Frame(3).ToArray());
+            result.Process.Dispose();
+            return;
+        }
+        Assert.Equal(MigrationFrame.Abort, answer);
+        Assert.Contains(flaw switch
+        {
+            "during the rounds" => "frame deltas out of order: PreCopy sends them only after the image",
+            "stop-copy" => "frame deltas out of order: StopAndCopy sends none",
+            "beyond the image" => $"a delta for frame {frame}, beyond the {pages * 16} frames of the image",
+            "too many lines" => "a delta of 64 lines for frame 3, more than 32",
+            "too many frames" => "a FrameDeltas message of 257 frames exceeds the limit of 256",
+            "bytes after" => "a FrameDeltas message has bytes after its last frame",
+            _ => "a FrameDeltas message is cut short",
+        }, text);
+        Assert.Equal(TargetOutcome.NotReceived, (await target.Result).Outcome);
+    }
+
     public static TheoryData<string, bool> StopSequences => new()
     {
         { "image, frames, end", true }, { "image after the frames", true }, { "frame beyond the image", true },
@@ -570,13 +677,17 @@ public sealed class LiveMigrationTests
     /// corrupt frame among them still aborts before commitment, and the process finishes on the source.
     /// </summary>
     [Theory]
-    [InlineData(LinkFault.Cut, 1)]
-    [InlineData(LinkFault.Corrupt, 1)]
-    [InlineData(LinkFault.Corrupt, int.MaxValue)]
-    public async Task A_fault_in_the_final_frames_of_a_pre_copy_stop_leaves_the_process_on_the_source(LinkFault fault, int times)
+    [InlineData(MigrationFrame.Frames, LinkFault.Cut, 1)]
+    [InlineData(MigrationFrame.Frames, LinkFault.Corrupt, 1)]
+    [InlineData(MigrationFrame.Frames, LinkFault.Corrupt, int.MaxValue)]
+    [InlineData(MigrationFrame.FrameDeltas, LinkFault.Cut, 1)]
+    [InlineData(MigrationFrame.FrameDeltas, LinkFault.Corrupt, 1)]
+    [InlineData(MigrationFrame.FrameDeltas, LinkFault.Corrupt, int.MaxValue)]
+    public async Task A_fault_in_the_final_frames_of_a_pre_copy_stop_leaves_the_process_on_the_source(MigrationFrame kind, LinkFault fault, int times)
     {
-        await using var link = new FaultyLink(MigrationFrame.Frames, fault, after: MigrationFrame.Image, times: times);
-        await InjectAsync(MigrationStrategy.PreCopy, link, "the stop's Frames", Survivor.Source);
+        await using var link = new FaultyLink(kind, fault, after: MigrationFrame.Image, times: times);
+        // Whole frames only where the stop is told not to send lines.
+        await InjectAsync(MigrationStrategy.PreCopy, link, $"the stop's {kind}", Survivor.Source, stopDeltas: kind == MigrationFrame.FrameDeltas);
     }
 
     /// <summary>
@@ -740,7 +851,8 @@ public sealed class LiveMigrationTests
     }
 
     /// <summary>Migrates a running source through <paramref name="link"/> and checks where the process ended up; returns the source's failure, or its report.</summary>
-    private static async Task<(Exception? SourceFailure, MigrationReport? Report)> InjectAsync(MigrationStrategy strategy, FaultyLink link, string at, Survivor survivor, bool targetKeepsConnection = false)
+    private static async Task<(Exception? SourceFailure, MigrationReport? Report)> InjectAsync(MigrationStrategy strategy, FaultyLink link, string at, Survivor survivor, bool targetKeepsConnection = false,
+        bool stopDeltas = true)
     {
         var console = new MemoryStream();
         // Every strategy must reach its stop before the run ends (CI saw a fault at Committed never fire, and post-copy's run,
@@ -753,7 +865,7 @@ public sealed class LiveMigrationTests
         var relay = link.RunAsync(target.Endpoint);
         var migration = Task.Run(async () =>
         {
-            return await MigrationSource.MigrateAsync(await Connect(link.Port), new RecordingProcess(source, decisions), Options(strategy));
+            return await MigrationSource.MigrateAsync(await Connect(link.Port), new RecordingProcess(source, decisions), Options(strategy) with { StopDeltas = stopDeltas });
         });
         Exception? sourceFailure = null;
         MigrationReport? report = null;

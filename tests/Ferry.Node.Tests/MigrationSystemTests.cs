@@ -40,9 +40,9 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    private static async Task<JsonElement> Migrate(NodeClient client, string id, string to, string strategy)
+    private static async Task<JsonElement> Migrate(NodeClient client, string id, string to, string strategy, bool wholeFrames = false)
     {
-        var last = await client.Migrate(id, new MigrateRequest(to, strategy, MaxDowntimeMs: 5, MaxRounds: 3));
+        var last = await client.Migrate(id, new MigrateRequest(to, strategy, MaxDowntimeMs: 5, MaxRounds: 3, WholeFrames: wholeFrames));
         Assert.True(last.TryGetProperty("report", out var report), $"migrating {id} to {to} ({strategy}) failed: {last}");
         return report;
     }
@@ -157,13 +157,18 @@ public sealed class MigrationSystemTests(ITestOutputHelper output) : IDisposable
         StartCluster();
         using var a = Client(0);
         var (id, native) = await SubmitDirtier(a, ["--mib", "16", "--iterations", "3000", "--writes-per-iteration", "300", "--report", "100", "--sleep-us", "500"]);
-        var hops = new[] { ("b", "pre-copy"), ("c", "post-copy"), ("a", "hybrid"), ("b", "stop-copy") };
-        foreach (var (to, strategy) in hops)
+        // Pre-copy twice: its stop sends dirtied frames as their written lines, then (whole frames) as they are.
+        var hops = new[] { ("b", "pre-copy", false), ("c", "post-copy", false), ("a", "hybrid", false), ("b", "stop-copy", false), ("c", "pre-copy", true) };
+        foreach (var (to, strategy, wholeFrames) in hops)
         {
             await Task.Delay(150);
-            var report = await Migrate(a, id, to, strategy);
-            output.WriteLine($"{strategy} to {to}: downtime {report.GetProperty("downtimeMs").GetDouble():N2} ms, total {report.GetProperty("totalMs").GetDouble():N1} ms, {report.GetProperty("bytesSent").GetInt64():N0} bytes");
+            var report = await Migrate(a, id, to, strategy, wholeFrames);
+            var stopFrames = report.GetProperty("stopFrames").GetInt64();
+            var deltaFrames = report.GetProperty("stopDeltaFrames").GetInt64();
+            output.WriteLine($"{strategy}{(wholeFrames ? " (whole frames)" : "")} to {to}: downtime {report.GetProperty("downtimeMs").GetDouble():N2} ms, total {report.GetProperty("totalMs").GetDouble():N1} ms, {report.GetProperty("bytesSent").GetInt64():N0} bytes, {stopFrames} frames at the stop, {deltaFrames} as lines");
             if (strategy is "post-copy" or "hybrid") Assert.Equal(0, report.GetProperty("framesSentTwice").GetInt64());
+            if (strategy != "pre-copy" || wholeFrames) Assert.Equal(0, deltaFrames);
+            else Assert.InRange(deltaFrames, 0, stopFrames);
         }
         await AssertOutputIsNatives(a, id, native);
     }

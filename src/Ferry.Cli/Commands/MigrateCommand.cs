@@ -19,14 +19,15 @@ internal static class MigrateCommand
         var maxRounds = new Option<int>("--max-rounds") { Description = "Pre-copy rounds at most", HelpName = "N", DefaultValueFactory = _ => 30 };
         var bandwidth = new Option<double>("--bandwidth") { Description = "Limit the memory transfer to this rate (MB/s; 0: unlimited)", HelpName = "MB/s" };
         var autoConverge = new Option<bool>("--auto-converge") { Description = "Slow the process while pre-copy rounds do not shrink" };
+        var wholeFrames = new Option<bool>("--whole-frames") { Description = "Pre-copy: send the stop's dirtied frames whole, not as the 64-byte lines that changed since the last round" };
         var json = new Option<bool>("--json") { Description = "Print the final report as JSON" };
         var command = new Command("migrate", "Move a running process to another node, live; prints progress and a report")
         {
-            client.Node, client.KeyFile, to, strategy, maxDowntime, maxRounds, bandwidth, autoConverge, json, id,
+            client.Node, client.KeyFile, to, strategy, maxDowntime, maxRounds, bandwidth, autoConverge, wholeFrames, json, id,
         };
         command.SetAction((result, _) => NodeCommands.WithClient(result, client, async node =>
         {
-            var request = new MigrateRequest(result.GetValue(to)!, result.GetValue(strategy), result.GetValue(maxDowntime), result.GetValue(maxRounds), result.GetValue(bandwidth), result.GetValue(autoConverge));
+            var request = new MigrateRequest(result.GetValue(to)!, result.GetValue(strategy), result.GetValue(maxDowntime), result.GetValue(maxRounds), result.GetValue(bandwidth), result.GetValue(autoConverge), result.GetValue(wholeFrames));
             var live = !Console.IsErrorRedirected && !result.GetValue(json);
             var last = await node.Migrate(result.GetValue(id)!, request, line =>
             {
@@ -66,7 +67,7 @@ internal static class MigrateCommand
         Console.WriteLine($"  total        {N("totalMs")} ms");
         Console.WriteLine($"  downtime     {N("downtimeMs")} ms");
         Console.WriteLine($"  bytes sent   {r.GetProperty("bytesSent").GetInt64():N0}");
-        Console.WriteLine($"  state        {r.GetProperty("stateBytes").GetInt64():N0} bytes; {r.GetProperty("stopFrames").GetInt64():N0} frames at the stop; {r.GetProperty("zeroFramesSkipped").GetInt64():N0} zero frames skipped");
+        Console.WriteLine($"  state        {r.GetProperty("stateBytes").GetInt64():N0} bytes; {r.GetProperty("stopFrames").GetInt64():N0} frames at the stop ({r.GetProperty("stopDeltaFrames").GetInt64():N0} as changed lines); {r.GetProperty("zeroFramesSkipped").GetInt64():N0} zero frames skipped");
         var rounds = r.GetProperty("rounds");
         if (rounds.GetArrayLength() > 0)
         {

@@ -35,6 +35,7 @@ public sealed unsafe class LinearMemory
         _base = AddressOf(_bytes);
         _size = (ulong)_bytes.Length;
         Dirty = new FrameBitmap(FrameCount);
+        DirtyLines = new DirtyLineMap(FrameCount);
         Present = new FrameBitmap(FrameCount);
         UpdateLimits();
     }
@@ -52,6 +53,8 @@ public sealed unsafe class LinearMemory
 
     /// <summary>Frames written while dirty tracking is on.</summary>
     public FrameBitmap Dirty { get; }
+    /// <summary>The lines written inside the frames <see cref="Dirty"/> marks (not for growth: a grown frame is zero).</summary>
+    public DirtyLineMap DirtyLines { get; }
     /// <summary>Frames whose contents are here (post-copy); consulted only while presence tracking is on.</summary>
     public FrameBitmap Present { get; }
 
@@ -102,7 +105,11 @@ public sealed unsafe class LinearMemory
                 if (!Present.Get(absent)) throw new InvalidOperationException($"memory frame {absent} is still absent after its fetch");
             }
         }
-        if (write && _dirtyTracking) Dirty.SetRange(first, last);
+        if (write && _dirtyTracking)
+        {
+            Dirty.SetRange(first, last);
+            DirtyLines.Mark(address, length);
+        }
     }
 
     /// <summary>A view of [offset, offset+length); throws when out of bounds.</summary>
@@ -164,7 +171,11 @@ public sealed unsafe class LinearMemory
             var absent = Present.FirstClear(first, last);
             if (absent >= 0) return absent;
         }
-        if (store && _dirtyTracking) Dirty.SetRange(first, last);
+        if (store && _dirtyTracking)
+        {
+            Dirty.SetRange(first, last);
+            DirtyLines.Mark(address, length);
+        }
         return -1;
     }
 
@@ -191,6 +202,7 @@ public sealed unsafe class LinearMemory
         _size = newSize;
         Type = new MemoryType(Type.Limits with { Min = (uint)newPages });
         Dirty.EnsureCapacity(FrameCount);
+        DirtyLines.EnsureCapacity(FrameCount);
         Present.EnsureCapacity(FrameCount);
         // Zero-filled growth is present by definition, and counts as written for pre-copy.
         Present.SetRange(oldFrames, FrameCount - 1);

@@ -61,11 +61,14 @@ internal sealed class FrameBatch(bool gathered)
     /// <summary>
     /// Adds frame <paramref name="frame"/> of <paramref name="memory"/>; returns false (and adds nothing) for an all-zero
     /// frame when <paramref name="zeros"/> says they are skipped. With <paramref name="inPlace"/> (the guest is held and its
-    /// memory cannot change before the message is sent) long runs of adjacent frames are not copied.
+    /// memory cannot change before the message is sent) long runs of adjacent frames are not copied. Clears the frame's
+    /// word of <paramref name="linesSinceSent"/>: every write harvested into it so far is in what the target will hold
+    /// (a write after the harvest is marked again, and harvested at the next).
     /// </summary>
-    public bool Add(LinearMemory memory, long frame, ZeroFrames zeros, bool inPlace)
+    public bool Add(LinearMemory memory, long frame, ZeroFrames zeros, bool inPlace, ulong[]? linesSinceSent = null)
     {
         var contents = memory.Frame(frame);
+        if (linesSinceSent is not null && frame < linesSinceSent.Length) linesSinceSent[frame] = 0;
         var zero = zeros != ZeroFrames.Sent && contents.IndexOfAnyExcept((byte)0) < 0;
         if (zero && zeros == ZeroFrames.Skipped) return false;
         BinaryPrimitives.WriteUInt32LittleEndian(_numbers.AsSpan(4 + Count * 4), (uint)frame | (zero ? ZeroFlag : 0));

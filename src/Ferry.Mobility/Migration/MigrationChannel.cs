@@ -48,6 +48,11 @@ public enum MigrationFrame : byte
     /// end, innermost first, for the target to translate before the stop.
     /// </summary>
     FunctionsOnStack = 18,
+    /// <summary>
+    /// Source to target (pre-copy's stop): dirtied frames as the 64-byte lines that changed since the copy the target
+    /// holds, each with the checksum of the whole frame as it now reads.
+    /// </summary>
+    FrameDeltas = 19,
 }
 
 /// <summary>A peer that broke the protocol: wrong order, oversized or corrupt frame, unknown type, replayed id.</summary>

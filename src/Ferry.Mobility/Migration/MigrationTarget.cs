@@ -153,14 +153,14 @@ public static class MigrationTarget
             void HeaderRead(MigrationFrame type)
             {
                 // The final frames follow the complete image: the process is restored while they arrive, not after.
-                if (type == MigrationFrame.Frames && image.Length > 0 && restoring is null && strategy is MigrationStrategy.StopAndCopy or MigrationStrategy.PreCopy)
+                if (type is MigrationFrame.Frames or MigrationFrame.FrameDeltas && image.Length > 0 && restoring is null && strategy is MigrationStrategy.StopAndCopy or MigrationStrategy.PreCopy)
                     restoring = RestoreAlongside(image, restore, segments);
                 if (placement is not null) placement.Growing = restoring is null;
             }
             while (true)
             {
                 var (type, piece, placed) = await channel.ExpectAsync(placement, HeaderRead, cancel, MigrationFrame.Frames, MigrationFrame.RoundEnd, MigrationFrame.Image, MigrationFrame.ImageEnd,
-                    MigrationFrame.FunctionsOnStack, MigrationFrame.Abort);
+                    MigrationFrame.FunctionsOnStack, MigrationFrame.FrameDeltas, MigrationFrame.Abort);
                 if (type == MigrationFrame.Abort) return new TargetResult(TargetOutcome.NotReceived, null, $"the source abandoned the migration: {Encoding.UTF8.GetString(piece.Span)}", null, offer.Id, stage);
                 if (type == MigrationFrame.ImageEnd)
                 {
@@ -176,6 +176,14 @@ public static class MigrationTarget
                     if (!framesBefore && stage == MigrationStage.IterativePreCopy) stageEntered?.Invoke(stage);
                     framesBefore = true;
                     if (!placed) FrameBatch.Apply(piece.Span, memory, null, growing: restoring is null);
+                }
+                if (type == MigrationFrame.FrameDeltas)
+                {
+                    // Patches to the copies the rounds sent: only pre-copy's stop has them, after the image.
+                    if (memory is null) throw new MigrationProtocolException("frame deltas for a module without memory");
+                    if (strategy != MigrationStrategy.PreCopy || image.Length == 0)
+                        throw new MigrationProtocolException($"frame deltas out of order: {strategy} sends {(strategy == MigrationStrategy.PreCopy ? "them only after the image" : "none")}");
+                    FrameDeltaBatch.Apply(piece.Span, memory);
                 }
                 if (type == MigrationFrame.RoundEnd)
                 {

@@ -37,6 +37,11 @@ public sealed record MigrationOptions
     public long BandwidthBytesPerSecond { get; init; }
     /// <summary>Slow the guest while pre-copy rounds do not shrink, as QEMU's auto-converge does.</summary>
     public bool AutoConverge { get; init; }
+    /// <summary>
+    /// Pre-copy: the stop sends each dirtied frame as the 64-byte lines that changed since the last copy sent (QEMU's
+    /// XBZRLE does likewise), at the cost of a digest per line on the source during the migration (an eighth of the memory's size).
+    /// </summary>
+    public bool StopDeltas { get; init; } = true;
     /// <summary>How long a post-copy target may wait for one fetched frame before it declares the source lost.</summary>
     public TimeSpan FetchTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>
@@ -69,6 +74,8 @@ public sealed record MigrationReport
     public required IReadOnlyList<MigrationRound> Rounds { get; init; }
     /// <summary>Frames sent in the stop-and-copy stage (pre-copy's remainder, or everything for stop-and-copy).</summary>
     public required long StopFrames { get; init; }
+    /// <summary>Of <see cref="StopFrames"/>, those sent as the lines that changed since the target's copy (pre-copy with <see cref="MigrationOptions.StopDeltas"/>).</summary>
+    public long StopDeltaFrames { get; init; }
     public required long ZeroFramesSkipped { get; init; }
     /// <summary>Execution and resource segments, as sent at the stop.</summary>
     public required long StateBytes { get; init; }
