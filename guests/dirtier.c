@@ -1,8 +1,10 @@
 // Allocates a working set and writes to it at a chosen rate and locality, for a number of iterations (or
 // seconds), then prints a checksum. The migration work uses it to dirty memory in a controlled way.
 //   dirtier [--mib N] [--writes-per-iteration N] [--iterations N | --seconds S] [--locality sequential|random|hot]
-//           [--hot-percent P] [--report N] [--seed S] [--touch-stride F] [--sleep-us U]
+//           [--hot-percent P] [--report N] [--seed S] [--touch-stride F] [--sleep-us U] [--grow-kib K]
 // --sleep-us sleeps U microseconds after each iteration, which sets the write rate in wall-clock terms.
+// --grow-kib allocates a further K KiB block in each of the first 1024 iterations (the memory grows as it runs), writes
+// one word in every 64 bytes of it, and counts the blocks in the checksum.
 // At start it writes one word in every F-th 4 KiB frame of the working set (F=1: every frame).
 #include <stdint.h>
 #include <stdio.h>
@@ -14,7 +16,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: dirtier [--mib N] [--writes-per-iteration N] [--iterations N | --seconds S]\n"
             "               [--locality sequential|random|hot] [--hot-percent P] [--report N] [--seed S]\n"
-            "               [--touch-stride FRAMES] [--sleep-us U]\n");
+            "               [--touch-stride FRAMES] [--sleep-us U] [--grow-kib K]\n");
     exit(2);
 }
 
@@ -26,7 +28,7 @@ static uint64_t next(uint64_t *state) {
 }
 
 int main(int argc, char **argv) {
-    long mib = 16, writes = 1000, iterations = 1000, report = 0, hot_percent = 10, stride = 1, sleep_us = 0;
+    long mib = 16, writes = 1000, iterations = 1000, report = 0, hot_percent = 10, stride = 1, sleep_us = 0, grow_kib = 0;
     double seconds = 0;
     uint64_t seed = 88172645463325252ULL;
     const char *locality = "random";
@@ -42,10 +44,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], 0, 10) | 1;
         else if (!strcmp(argv[i], "--touch-stride")) stride = atol(argv[++i]);
         else if (!strcmp(argv[i], "--sleep-us")) sleep_us = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--grow-kib")) grow_kib = atol(argv[++i]);
         else usage();
     }
     int mode = !strcmp(locality, "sequential") ? 0 : !strcmp(locality, "random") ? 1 : !strcmp(locality, "hot") ? 2 : -1;
-    if (mib <= 0 || writes < 0 || iterations < 0 || mode < 0 || hot_percent <= 0 || hot_percent > 100 || stride <= 0 || sleep_us < 0) usage();
+    if (mib <= 0 || writes < 0 || iterations < 0 || mode < 0 || hot_percent <= 0 || hot_percent > 100 || stride <= 0 || sleep_us < 0 || grow_kib < 0) usage();
     size_t words = (size_t)mib * 1024 * 1024 / 8;
     uint64_t *memory = calloc(words, 8);
     if (!memory) {
@@ -56,6 +59,9 @@ int main(int argc, char **argv) {
     size_t hot = words * hot_percent / 100;
     if (hot == 0) hot = 1;
     size_t cursor = 0;
+    enum { MaxBlocks = 1024 };
+    static uint64_t *blocks[MaxBlocks];
+    long grown = 0;
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     long done = 0;
@@ -70,6 +76,16 @@ int main(int argc, char **argv) {
             size_t at = mode == 0 ? (cursor = (cursor + 1) % words) : mode == 1 ? next(&seed) % words : next(&seed) % hot;
             memory[at] = memory[at] * 6364136223846793005ULL + (uint64_t)done + 1;
         }
+        if (grow_kib > 0 && grown < MaxBlocks) {
+            size_t block_words = (size_t)grow_kib * 1024 / 8;
+            uint64_t *block = malloc(block_words * 8);
+            if (!block) {
+                fprintf(stderr, "dirtier: cannot grow by %ld KiB after %ld blocks\n", grow_kib, grown);
+                return 1;
+            }
+            for (size_t i = 0; i < block_words; i += 8) block[i] = next(&seed);
+            blocks[grown++] = block;
+        }
         if (report > 0 && (done + 1) % report == 0) printf("dirtier: iteration %ld\n", done + 1);
         if (sleep_us > 0) {
             struct timespec pause = {sleep_us / 1000000, (sleep_us % 1000000) * 1000};
@@ -78,6 +94,9 @@ int main(int argc, char **argv) {
     }
     uint64_t checksum = 0;
     for (size_t i = 0; i < words; i++) checksum = (checksum ^ memory[i]) * 1099511628211ULL;
+    for (long b = 0; b < grown; b++) {
+        for (size_t i = 0; i < (size_t)grow_kib * 1024 / 8; i += 8) checksum = (checksum ^ blocks[b][i]) * 1099511628211ULL;
+    }
     printf("dirtier: %ld MiB, %ld iterations, checksum %016llx\n", mib, seconds > 0 ? done : iterations, (unsigned long long)checksum);
     return 0;
 }

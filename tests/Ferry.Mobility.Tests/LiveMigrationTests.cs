@@ -19,18 +19,20 @@ public sealed class LiveMigrationTests
     // The sleeps give the run at least 0.6 s of wall clock at full speed (RunningSource can slow it further).
     private static readonly string[] Arguments = ["dirtier", "--mib", "4", "--iterations", "400", "--writes-per-iteration", "4000", "--report", "40", "--sleep-us", "1500"];
     private static readonly byte[] ModuleBytes = File.ReadAllBytes(Guests.Wasm("dirtier"));
-    private static readonly Lazy<string> Uninterrupted = new(() =>
+    private static readonly Lazy<string> Uninterrupted = new(() => RunUninterrupted(Arguments));
+
+    private static string RunUninterrupted(string[] arguments)
     {
         var console = new MemoryStream();
-        var (_, instance, execution, _) = Instantiate(console);
+        var (_, _, execution, _) = Instantiate(console, arguments);
         Assert.Equal(ExecutionStatus.Finished, execution.Run());
         return Encoding.UTF8.GetString(console.ToArray());
-    });
+    }
 
-    private static (Module, Instance, Execution, WasiProcess) Instantiate(Stream stdout)
+    private static (Module, Instance, Execution, WasiProcess) Instantiate(Stream stdout, string[]? arguments = null)
     {
         var module = Module.Load(ModuleBytes);
-        var wasi = new WasiProcess(new WasiConfiguration { Arguments = [.. Arguments], Stdout = stdout });
+        var wasi = new WasiProcess(new WasiConfiguration { Arguments = [.. arguments ?? Arguments], Stdout = stdout });
         var store = new Store();
         var linker = new Linker();
         wasi.Define(linker);
@@ -43,9 +45,9 @@ public sealed class LiveMigrationTests
     /// runs that much slower until a migration stops or abandons it (either restores full speed), so that the migration
     /// reaches its stop before the run ends even when every test class shares the two cores.
     /// </summary>
-    private static async Task<SlicedProcess> RunningSource(Stream console, double speed = 1)
+    private static async Task<SlicedProcess> RunningSource(Stream console, double speed = 1, string[]? arguments = null)
     {
-        var (module, instance, execution, wasi) = Instantiate(console);
+        var (module, instance, execution, wasi) = Instantiate(console, arguments);
         var process = new SlicedProcess(module, instance, execution, wasi, sliceFuel: 100_000);
         process.Throttle(speed);
         process.Start();
@@ -254,6 +256,28 @@ public sealed class LiveMigrationTests
         Assert.True(report.StopFrames > 0, "the stop had no dirtied frames to send");
         if (stopDeltas) Assert.True(report.StopDeltaFrames > 0, $"none of the stop's {report.StopFrames} frames went as lines");
         else Assert.Equal(0, report.StopDeltaFrames);
+    }
+
+    /// <summary>
+    /// A process whose memory grows through the rounds and the stop (the dirtier allocates a 64 KiB block per iteration and
+    /// writes into it): frames that did not exist at the offer arrive whole in a round or as lines at the stop, and the
+    /// process finishes with the uninterrupted output, whose checksum covers every block.
+    /// </summary>
+    [Fact]
+    public async Task Pre_copy_with_frame_deltas_moves_a_process_whose_memory_grows_during_the_rounds()
+    {
+        string[] arguments = ["dirtier", "--mib", "2", "--iterations", "600", "--writes-per-iteration", "2000", "--grow-kib", "64", "--sleep-us", "1000"];
+        var console = new MemoryStream();
+        var source = await RunningSource(console, arguments: arguments);
+        var pagesAtOffer = source.Instance.Memory!.Pages;
+        using var target = Listen(console, new Dictionary<Guid, bool>());
+        var report = await MigrationSource.MigrateAsync(await Connect(target.Endpoint.Port), source,
+            Options(MigrationStrategy.PreCopy) with { MaxRounds = 3, MaxDowntime = TimeSpan.Zero });
+        var result = await target.Result;
+        Assert.True(result.Process!.Instance.Memory!.Pages > pagesAtOffer, $"the memory did not grow during the migration ({pagesAtOffer} pages)");
+        Assert.Equal(SlicedOutcome.Finished, await Finish(result));
+        Assert.Equal(RunUninterrupted(arguments), Encoding.UTF8.GetString(console.ToArray()));
+        Assert.True(report.StopDeltaFrames > 0, $"none of the stop's {report.StopFrames} frames went as lines");
     }
 
     [Fact]
