@@ -29,6 +29,9 @@ public sealed class MigrationSource
     // Pre-copy: per frame, the 64-byte lines written since the copy the target holds (a word each), so that the stop
     // sends a dirtied frame's written lines only; null without StopDeltas.
     private ulong[]? _linesSinceSent;
+    // The stop's FrameDeltas, made with _linesSinceSent: made at the stop, its half-megabyte buffer was allocated and zeroed
+    // inside the downtime (the stop's sends took 0.9-3.8 ms against 0.5-1.5 ms, 256 MiB moderate, 9 runs each; no GC in either).
+    private FrameDeltaBatch? _stopDeltas;
     private long _deltaFrames;
     private MigrationStage _stage = MigrationStage.PreMigration;
     private double _rate;
@@ -289,7 +292,7 @@ public sealed class MigrationSource
             var memory = Memory!;
             memory.Dirty.ClearAll();
             memory.DirtyLines.ClearAll();
-            if (_options.StopDeltas && _options.Strategy == MigrationStrategy.PreCopy) _linesSinceSent = new ulong[memory.FrameCount];
+            if (_options.StopDeltas && _options.Strategy == MigrationStrategy.PreCopy) (_linesSinceSent, _stopDeltas) = (new ulong[memory.FrameCount], new FrameDeltaBatch());
             memory.DirtyTracking = true;
             return memory.FrameCount;
         }, cancel);
@@ -444,7 +447,7 @@ public sealed class MigrationSource
         long bytes = 0;
         var messages = 0;
         var lines = _linesSinceSent;
-        var deltas = lines is null ? null : new FrameDeltaBatch();
+        var deltas = lines is null ? null : _stopDeltas;
         // The first message of the stop is short whichever kind it is: see FirstStopMessageFrames.
         int Limit(int most) => messages == 0 ? FirstStopMessageFrames : most;
         async Task Flush(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces)
@@ -473,7 +476,7 @@ public sealed class MigrationSource
         }
         if (_batch.Count > 0) await Flush(MigrationFrame.Frames, _batch.Pieces);
         if (deltas is { Count: > 0 }) await Flush(MigrationFrame.FrameDeltas, [deltas.Payload]);
-        _linesSinceSent = null;
+        (_linesSinceSent, _stopDeltas) = (null, null);
         return sent;
     }
 
