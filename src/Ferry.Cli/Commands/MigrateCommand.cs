@@ -19,7 +19,7 @@ internal static class MigrateCommand
         var maxRounds = new Option<int>("--max-rounds") { Description = "Pre-copy rounds at most", HelpName = "N", DefaultValueFactory = _ => 30 };
         var bandwidth = new Option<double>("--bandwidth") { Description = "Limit the memory transfer to this rate (MB/s; 0: unlimited)", HelpName = "MB/s" };
         var autoConverge = new Option<bool>("--auto-converge") { Description = "Slow the process while pre-copy rounds do not shrink" };
-        var wholeFrames = new Option<bool>("--whole-frames") { Description = "Pre-copy: send the stop's dirtied frames whole, not as the 64-byte lines that changed since the last round" };
+        var wholeFrames = new Option<bool>("--whole-frames") { Description = "Pre-copy: send the stop's dirtied frames whole, not as the 64-byte lines written since each one's last copy" };
         var json = new Option<bool>("--json") { Description = "Print the final report as JSON" };
         var command = new Command("migrate", "Move a running process to another node, live; prints progress and a report")
         {

@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace Ferry.Engine.Memory;
 
 /// <summary>
@@ -53,7 +55,7 @@ public sealed class DirtyLineMap
         {
             for (var bits = frames[word]; bits != 0; bits &= bits - 1)
             {
-                var frame = (word << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                var frame = (word << 6) + BitOperations.TrailingZeroCount(bits);
                 if (frame >= _frames.Length) break;
                 lines[frame] |= _frames[frame];
                 _frames[frame] = 0;
