@@ -126,8 +126,7 @@ public sealed class MigrationSource
                 ulong[]? harvested = null;
                 if (memory is not null && memory.DirtyTracking)
                 {
-                    harvested = memory.Dirty.Harvest();
-                    if (_linesSinceSent is not null) memory.DirtyLines.HarvestInto(harvested, ref _linesSinceSent);
+                    harvested = Harvest(memory);
                     memory.DirtyTracking = false;
                 }
                 Ferry.Mobility.ProcessSnapshot.Capture(image, _process.Module, _process.Instance, _process.Execution, _process.Wasi, embedCode: false, memoryFrames: false);
@@ -315,9 +314,7 @@ public sealed class MigrationSource
             if (ack.Length != 4 || BinaryPrimitives.ReadInt32LittleEndian(ack.Span) != round) throw new MigrationProtocolException($"a RoundAck that does not acknowledge round {round}");
             var (dirty, onStack) = await _process.AtSafepointAsync(() =>
             {
-                var harvested = Memory!.Dirty.Harvest();
-                if (_linesSinceSent is not null) Memory.DirtyLines.HarvestInto(harvested, ref _linesSinceSent);
-                return (harvested, _process.Execution.FunctionsOnStack(MigrationTarget.MaxFunctionsOnStack));
+                return (Harvest(Memory!), _process.Execution.FunctionsOnStack(MigrationTarget.MaxFunctionsOnStack));
             }, cancel);
             await NameNewFunctionsOnStackAsync(onStack, cancel);
             var dirtyCount = PopCount(dirty);
@@ -347,6 +344,14 @@ public sealed class MigrationSource
             previousDirty = dirtyCount;
         }
         return toSend;
+    }
+
+    /// <summary>The frames dirtied since the last harvest, their written lines added to <see cref="_linesSinceSent"/>; at a safepoint.</summary>
+    private ulong[] Harvest(LinearMemory memory)
+    {
+        var harvested = memory.Dirty.Harvest();
+        if (_linesSinceSent is not null) memory.DirtyLines.HarvestInto(harvested, ref _linesSinceSent);
+        return harvested;
     }
 
     /// <summary>
@@ -446,8 +451,8 @@ public sealed class MigrationSource
         var clock = Stopwatch.StartNew();
         long bytes = 0;
         var messages = 0;
-        var lines = _linesSinceSent;
-        var deltas = lines is null ? null : _stopDeltas;
+        // Made together with the line words, so both or neither.
+        var (lines, deltas) = (_linesSinceSent, _stopDeltas);
         // The first message of the stop is short whichever kind it is: see FirstStopMessageFrames.
         int Limit(int most) => messages == 0 ? FirstStopMessageFrames : most;
         async Task Flush(MigrationFrame type, IReadOnlyList<ReadOnlyMemory<byte>> pieces)
